@@ -1,0 +1,38 @@
+# Two commands a newcomer needs: `make run` (chat UI over seeds/) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INDEX := .cite/index
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install run test index bench eval clean browser
+
+install: $(VENV)/.installed
+
+# torch first, from the CPU wheel: otherwise pip resolves a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+index: install
+	$(BIN)/cite index seeds --index $(INDEX)
+
+run: index
+	$(BIN)/cite serve --index $(INDEX)
+
+test: install browser
+	$(BIN)/pytest -q
+
+# Debian's Chromium drives the UI tests (playwright's own browser download cannot work offline).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+eval: install
+	$(BIN)/cite eval
+
+clean:
+	rm -rf $(VENV) .cite

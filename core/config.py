@@ -1,0 +1,87 @@
+"""Typed settings, grouped by stage. Unknown keys are rejected with a message that says why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+Fusion = Literal["rrf", "convex"]
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How documents become passages. Part of the index manifest: changing it re-splits."""
+
+    max_chars: int = 1000
+    overlap_sentences: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_chars < 100:
+            raise ValueError(f"max_chars must be at least 100. Currently, it is {self.max_chars}.")
+        if self.overlap_sentences < 0:
+            raise ValueError(
+                f"overlap_sentences must be 0 or more. Currently, it is {self.overlap_sentences}."
+            )
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How the dense, lexical and best-sentence rankings are combined."""
+
+    fusion: Fusion = "convex"
+    # Convex fusion weights of the min-max normalised scores (RRF ignores them but for 0 = off).
+    dense_weight: float = 0.3
+    bm25_weight: float = 0.3
+    sentence_weight: float = 0.4  # the passage's best-matching sentence, by cosine
+    rrf_k: int = 60
+    candidates: int = 100  # taken from each searcher before fusion
+
+    def __post_init__(self) -> None:
+        if self.fusion not in ("rrf", "convex"):
+            raise ValueError(f"fusion must be 'rrf' or 'convex'. Currently, it is {self.fusion!r}.")
+        weights = (self.dense_weight, self.bm25_weight, self.sentence_weight)
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"Fusion weights must be >= 0 and not all 0. Currently, they are {weights}.")
+        if self.candidates < 1:
+            raise ValueError(f"candidates must be greater than 0. Currently, it is {self.candidates}.")
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """How extractive answers are built and when the system abstains."""
+
+    passages: int = 4  # top passages the answer sentences are drawn from
+    max_sentences: int = 3
+    min_confidence: float = 0.35  # below this the answer abstains
+
+    def __post_init__(self) -> None:
+        if self.max_sentences < 1:
+            raise ValueError(f"max_sentences must be greater than 0. Currently, it is {self.max_sentences}.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    split: SplitSettings = field(default_factory=SplitSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Builds settings from nested dicts; unknown groups or keys raise ValueError."""
+        groups = {f.name: f.default_factory for f in fields(cls)}  # type: ignore[misc]
+        unknown = set(data) - set(groups)
+        if unknown:
+            raise ValueError(f"Unknown settings group(s) {sorted(unknown)}; known: {sorted(groups)}.")
+        built = {}
+        for name, factory in groups.items():
+            default = factory()
+            values = data.get(name, {})
+            known = {f.name for f in fields(default)}
+            bad = set(values) - known
+            if bad:
+                raise ValueError(f"Unknown key(s) {sorted(bad)} in [{name}]; known: {sorted(known)}.")
+            built[name] = replace(default, **values)
+        return cls(**built)

@@ -1,0 +1,42 @@
+"""The JSON contracts other tools rely on: one function per shape, nothing else decides them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.types import Answer, Hit
+
+
+def hit_json(hit: Hit, rank: int) -> dict[str, Any]:
+    """`{"rank", "doc", "start", "end", "text", "score", "scores"}`; rank counts from 1."""
+    passage = hit.passage
+    return {
+        "rank": rank,
+        "doc": passage.doc,
+        "start": passage.start,
+        "end": passage.end,
+        "text": passage.text,
+        "score": round(hit.score, 6),
+        "scores": {name: round(value, 6) for name, value in hit.scores.items()},
+    }
+
+
+def hits_json(hits: list[Hit] | tuple[Hit, ...]) -> list[dict[str, Any]]:
+    return [hit_json(hit, rank) for rank, hit in enumerate(hits, start=1)]
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """`{"answer", "abstained", "confidence", "citations", "claims", "hits"}`."""
+    return {
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "confidence": round(answer.confidence, 4),
+        "citations": [
+            {"n": c.n, "doc": c.doc, "start": c.start, "end": c.end, "quote": c.quote} for c in answer.citations
+        ],
+        "claims": [
+            {"text": c.text, "citations": list(c.citations), "supported": c.supported, "support": round(c.support, 4)}
+            for c in answer.claims
+        ],
+        "hits": hits_json(answer.hits),
+    }

@@ -1,0 +1,80 @@
+"""The records that flow between stages: files -> indexer -> index -> retriever -> ui/eval."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def content_id(*parts: str) -> str:
+    """A stable id derived from content, so re-indexing the same text gives the same id."""
+    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Document:
+    """A source document as read from disk: `text` is the original, unchanged."""
+
+    doc: str  # path relative to the indexed folder, or a record's `_id`
+    text: str
+    title: str = ""
+    source: str = ""  # the folder or file it was indexed from ("upload" for the UI's uploads)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256((self.title + "\x00" + self.text).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A span of a document. `text` is normalised; `start`/`end` index the original text."""
+
+    id: str
+    doc: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A passage ranked for a question, with the score of every stage that saw it."""
+
+    passage: Passage
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a claim comes from: `quote == original_text[start:end]`, character for character."""
+
+    n: int
+    doc: str
+    start: int
+    end: int
+    quote: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One sentence of an answer, the citations it rests on, and how well they support it."""
+
+    text: str
+    citations: tuple[int, ...]
+    supported: bool
+    support: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer with its evidence; `text is None` when the system abstains."""
+
+    text: str | None
+    citations: tuple[Citation, ...]
+    claims: tuple[Claim, ...]
+    hits: tuple[Hit, ...]
+    confidence: float
+    abstained: bool
+    question: str = ""

@@ -1,0 +1,62 @@
+"""One object a UI holds: the index and models loaded once, `search` and `ask` on top.
+
+It notices when `cite index` has made a new index version and switches to it on the next
+question, so a running UI never needs a restart (and keeps answering from the old version
+while a new one is being written).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from core.config import Settings
+from core.embedder import Embedder, default_embedder
+from core.store import StoredIndex, current_version
+from core.types import Answer, Hit
+from retriever.answer import extractive_answer
+from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, check_question, load_index
+
+
+class Engine:
+    def __init__(self, root: Path, embedder: Embedder | None = None, settings: Settings | None = None) -> None:
+        self.root = Path(root)
+        self.embedder = embedder or default_embedder()
+        self.settings = settings or Settings()
+        self._lock = threading.Lock()
+        self._index: StoredIndex | None = None
+        self._searcher: HybridSearcher | None = None
+        self._load()
+
+    @property
+    def index(self) -> StoredIndex:
+        self.refresh()
+        assert self._index is not None
+        return self._index
+
+    def refresh(self) -> None:
+        """Switches to the newest complete index version, if there is a newer one."""
+        version = current_version(self.root)
+        if self._index is None or (version is not None and version != self._index.path):
+            self._load()
+
+    def _load(self) -> None:
+        with self._lock:
+            index = load_index(self.root, self.embedder)
+            self._searcher = HybridSearcher(DenseSearcher(index, self.embedder), LexicalSearcher(index), self.settings.search)
+            self._index = index
+
+    def search(self, question: str, k: int = 10) -> list[Hit]:
+        question = check_question(question)
+        self.refresh()
+        assert self._searcher is not None
+        return self._searcher.search(question, k)
+
+    def ask(self, question: str, k: int = 10) -> Answer:
+        question = check_question(question)
+        self.refresh()
+        searcher, index = self._searcher, self._index
+        assert searcher is not None and index is not None
+        vector = self.embedder.encode([question])
+        hits = searcher.search_with_vector(question, vector, k)
+        return extractive_answer(question, vector, hits, index, self.settings.answer)

@@ -1,0 +1,149 @@
+"""Searchers over a loaded index. Each one has the same verb: `search(query, k) -> list[Hit]`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from core.config import SearchSettings
+from core.embedder import Embedder
+from core.errors import BadQuestion, IndexIncompatible
+from core.lexical import TOKENIZER_NAME, tokenize
+from core.store import StoredIndex, read_index
+from core.types import Hit
+from retriever.fusion import convex_fusion, reciprocal_rank_fusion
+
+MAX_QUESTION_CHARS = 2000
+
+
+class Searcher(Protocol):
+    def search(self, query: str, k: int) -> list[Hit]: ...
+
+
+def check_question(question: str) -> str:
+    """The question, stripped of control characters and outer space; BadQuestion if empty."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in question).strip()
+    if not cleaned:
+        raise BadQuestion("The question is empty; type what you want to find in the documents.")
+    return cleaned[:MAX_QUESTION_CHARS]
+
+
+def load_index(root: Path, embedder: Embedder) -> StoredIndex:
+    """Reads the index and checks it was built with this embedder (else the vectors lie)."""
+    index = read_index(root)
+    if index.manifest.model_fingerprint != embedder.fingerprint or index.manifest.model != embedder.name:
+        raise IndexIncompatible(
+            f"The index at {root} was built with {index.manifest.model} "
+            f"(weights {index.manifest.model_fingerprint[:12]}), but this cite embeds with "
+            f"{embedder.name} (weights {embedder.fingerprint[:12]}); run `cite index` to rebuild it."
+        )
+    if index.manifest.tokenizer != TOKENIZER_NAME:
+        raise IndexIncompatible(f"The index at {root} uses another BM25 tokenizer; run `cite index` to rebuild it.")
+    return index
+
+
+@dataclass
+class DenseSearcher:
+    index: StoredIndex
+    embedder: Embedder
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        vector = self.embedder.encode([query])
+        return self.search_vector(vector, k)
+
+    def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
+        k = min(k, len(self.index.passages))
+        scores, rows = self.index.dense.search(np.ascontiguousarray(vector, dtype=np.float32), k)
+        return [
+            Hit(self.index.passages[row], float(score), {"dense": float(score)})
+            for score, row in zip(scores[0], rows[0], strict=True)
+            if row >= 0
+        ]
+
+
+@dataclass
+class LexicalSearcher:
+    index: StoredIndex
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every passage (zeros when no query word is in the index)."""
+        vocab = self.index.bm25.vocab_dict
+        tokens = [t for t in tokenize(query) if t in vocab]
+        if not tokens:
+            return np.zeros(len(self.index.passages), dtype=np.float32)
+        return np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float32)
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        scores = self.scores(query)
+        rows = top_rows(scores, k)
+        return [Hit(self.index.passages[r], float(scores[r]), {"bm25": float(scores[r])}) for r in rows if scores[r] > 0]
+
+
+def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the k highest scores, best first (ties by row, for determinism)."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+@dataclass
+class HybridSearcher:
+    """Dense and lexical searchers composed: candidates from both, each candidate scored by
+    both (exact cosine from the stored vectors, BM25 from the lexical index), then fused."""
+
+    dense: DenseSearcher
+    lexical: LexicalSearcher
+    settings: SearchSettings
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        vector = self.dense.embedder.encode([query])
+        return self.search_with_vector(query, vector, k)
+
+    def search_with_vector(self, query: str, vector: np.ndarray, k: int) -> list[Hit]:
+        index = self.dense.index
+        n = max(self.settings.candidates, k)
+        bm25_all = self.lexical.scores(query)
+        rows = {index.row_of[h.passage.id] for h in self.dense.search_vector(vector, n)}
+        rows.update(int(r) for r in top_rows(bm25_all, n) if bm25_all[r] > 0)
+        ordered = sorted(rows)
+        ids = [index.passages[r].id for r in ordered]
+        cosines = np.asarray(index.vectors[ordered], dtype=np.float32) @ vector[0]
+        scores = {
+            "dense": dict(zip(ids, map(float, cosines), strict=True)),
+            # A zero BM25 score means "no query word": no rank at all, not a tie for last.
+            "bm25": {pid: float(bm25_all[r]) for pid, r in zip(ids, ordered, strict=True) if bm25_all[r] > 0},
+            "sentence": dict(zip(ids, best_sentence_scores(index, ordered, vector[0]), strict=True)),
+        }
+        weights = {
+            "dense": self.settings.dense_weight,
+            "bm25": self.settings.bm25_weight,
+            "sentence": self.settings.sentence_weight,
+        }
+        used = [name for name, weight in weights.items() if weight > 0]
+        if self.settings.fusion == "rrf":
+            fused = reciprocal_rank_fusion([scores[name] for name in used], k=self.settings.rrf_k)
+        else:
+            fused = convex_fusion([scores[name] for name in used], [weights[name] for name in used])
+        ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
+        return [
+            Hit(
+                index.passages[index.row_of[pid]],
+                score,
+                {**{name: scores[name].get(pid, 0.0) for name in scores}, "fused": score},
+            )
+            for pid, score in ranked
+        ]
+
+
+def best_sentence_scores(index: StoredIndex, rows: list[int], query_vector: np.ndarray) -> list[float]:
+    """For each passage row, the cosine of its best-matching sentence (0 if it has none)."""
+    best = []
+    for row in rows:
+        _, vectors = index.sentences_of(row)
+        best.append(float(np.max(vectors @ query_vector)) if len(vectors) else 0.0)
+    return best

@@ -1,0 +1,98 @@
+"""The `cite` command as a user runs it: real processes, real model, real files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def cite(*args, cwd=ROOT):
+    return subprocess.run(
+        [sys.executable, "-m", "ui.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_index_is_incremental_and_says_what_changed(seeds_copy, tmp_path):
+    index = tmp_path / "index"
+    first = cite("index", seeds_copy, "--index", index)
+    assert first.returncode == 0, first.stderr
+    assert "5 added" in first.stdout
+    assert "cite: skipped" not in first.stderr  # questions.jsonl is data, not a document
+
+    (seeds_copy / "notes.md").write_text("The Volga flows into the Caspian Sea.", encoding="utf-8")
+    (seeds_copy / "004_9fdd055095dae421.txt").unlink()
+    second = cite("index", seeds_copy, "--index", index)
+    assert second.returncode == 0, second.stderr
+    assert "1 added, 0 changed, 1 removed, 4 unchanged" in second.stdout
+    assert "removed: 004_9fdd055095dae421.txt" in second.stdout
+
+    third = cite("search", "Which river flows into the Caspian Sea?", "--index", index, "--json", "--k", "3")
+    hit = json.loads(third.stdout)["hits"][0]
+    assert hit["doc"] == "notes.md" and hit["rank"] == 1
+    assert set(hit) == {"rank", "doc", "start", "end", "text", "score", "scores"}
+    assert {"dense", "bm25"} <= set(hit["scores"])
+
+
+def test_ask_json_contract(seed_index):
+    result = cite("ask", "Who proposed the creation of a CSO joint command?", "--index", seed_index, "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert {"answer", "abstained", "citations", "hits", "claims", "confidence"} <= set(answer)
+    assert not answer["abstained"] and "Sergei Ivanov" in answer["answer"]
+    for citation in answer["citations"]:
+        original = (ROOT / "seeds" / citation["doc"]).read_text(encoding="utf-8")
+        assert original[citation["start"] : citation["end"]] == citation["quote"]
+        assert f"[{citation['n']}]" in answer["answer"]
+
+
+def test_batch_search_and_ask_keep_ids_and_order(seed_index, tmp_path):
+    batch = tmp_path / "questions.jsonl"
+    batch.write_text(
+        json.dumps({"id": "a", "question": "Who publishes the Monitor?", "extra": 1})
+        + "\n"
+        + json.dumps({"id": 7, "question": "What is the capital of Mongolia?"})
+        + "\n",
+        encoding="utf-8",
+    )
+    searched = cite("search", "--batch", batch, "--index", seed_index, "--k", "2")
+    lines = [json.loads(line) for line in searched.stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["a", 7] and len(lines[0]["hits"]) == 2
+    asked = cite("ask", "--batch", batch, "--index", seed_index)
+    answers = [json.loads(line) for line in asked.stdout.splitlines()]
+    assert [a["id"] for a in answers] == ["a", 7]
+    assert "Jamestown Foundation" in answers[0]["answer"]
+    assert answers[1]["abstained"] is True and answers[1]["answer"] is None
+
+
+def test_text_output_for_abstention_is_plain(seed_index):
+    result = cite("ask", "How do I bake sourdough bread?", "--index", seed_index)
+    assert result.returncode == 0
+    assert "The documents don't answer this" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ask", "   "], "The question is empty"),
+        (["search"], "Give a QUESTION or --batch"),
+        (["ask", "anything", "--index", "/nonexistent/index"], "No index at /nonexistent/index"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_nonzero_exit(args, message):
+    result = cite(*args)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("cite: error:") and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_binary_file_is_refused_and_nothing_is_lost(tmp_path, seed_index):
+    junk = tmp_path / "junk.txt"
+    junk.write_bytes(b"\x00\x01binary")
+    result = cite("index", junk, "--index", tmp_path / "index")
+    assert result.returncode == 1
+    assert "junk.txt: looks binary" in result.stderr and "Traceback" not in result.stderr

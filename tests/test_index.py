@@ -1,0 +1,157 @@
+"""The index on disk: incremental builds, atomic replacement, and clear errors."""
+
+import json
+
+import pytest
+
+from core.config import SearchSettings, SplitSettings
+from core.errors import DocumentError, IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
+from core.store import current_version, read_index, writer_lock
+from indexer.build import build_index
+from indexer.loaders import load_paths
+from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
+from tests.conftest import FakeEmbedder
+
+
+def _build(folder, root, embedder):
+    return build_index(load_paths([folder]).documents, root, embedder, SplitSettings())
+
+
+def test_build_then_search_finds_the_right_passage(corpus, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    report = _build(corpus, root, fake_embedder)
+    assert report.added == ["bees.txt", "rivers.md"] and report.embedded == report.passages
+    index = load_index(root, fake_embedder)
+    searcher = HybridSearcher(DenseSearcher(index, fake_embedder), LexicalSearcher(index), SearchSettings())
+    hits = searcher.search("longest river in Europe", 3)
+    assert hits[0].passage.doc == "rivers.md"
+    assert set(hits[0].scores) == {"dense", "bm25", "sentence", "fused"}
+    original = index.documents["rivers.md"].text
+    assert "Volga" in original[hits[0].passage.start : hits[0].passage.end]
+
+
+def test_incremental_reindex_embeds_only_what_changed(corpus, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+
+    same = _build(corpus, root, fake_embedder)
+    assert not same.wrote and same.embedded == 0
+
+    (corpus / "bees.txt").write_text("Bees dance to tell where flowers are.", encoding="utf-8")
+    (corpus / "new.txt").write_text("Owls hunt at night.", encoding="utf-8")
+    (corpus / "rivers.md").unlink()
+    embedder = FakeEmbedder()
+    report = _build(corpus, root, embedder)
+    assert (report.added, report.changed, report.removed) == (["new.txt"], ["bees.txt"], ["rivers.md"])
+    # One passage and one sentence for each of the two new texts, nothing else.
+    assert sum(embedder.calls) == 4 and report.embedded == 2
+
+    index = read_index(root)
+    assert sorted(index.documents) == ["bees.txt", "new.txt"]
+    assert {p.doc for p in index.passages} == {"bees.txt", "new.txt"}
+    assert index.dense.ntotal == len(index.passages)
+
+
+def test_unchanged_document_keeps_its_vectors_and_indexed_time(corpus, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    before = read_index(root)
+    (corpus / "new.txt").write_text("Owls hunt at night.", encoding="utf-8")
+    _build(corpus, root, fake_embedder)
+    after = read_index(root)
+    old_rows = [i for i, p in enumerate(before.passages) if p.doc == "bees.txt"]
+    new_rows = [i for i, p in enumerate(after.passages) if p.doc == "bees.txt"]
+    assert (before.vectors[old_rows] == after.vectors[new_rows]).all()
+    assert before.manifest.documents["bees.txt"].indexed_at == after.manifest.documents["bees.txt"].indexed_at
+
+
+def test_crash_while_writing_leaves_the_old_index_usable(corpus, tmp_path, fake_embedder, monkeypatch):
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    live = current_version(root)
+    (corpus / "new.txt").write_text("Owls hunt at night.", encoding="utf-8")
+
+    import bm25s
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bm25s.BM25, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        _build(corpus, root, fake_embedder)
+    assert current_version(root) == live
+    assert sorted(read_index(root).documents) == ["bees.txt", "rivers.md"]
+    assert not [p for p in root.iterdir() if p.name.startswith(".tmp-")]
+    monkeypatch.undo()
+    assert _build(corpus, root, fake_embedder).added == ["new.txt"]
+
+
+def test_missing_index_says_how_to_build_one(tmp_path, fake_embedder):
+    with pytest.raises(IndexMissing, match="cite index"):
+        load_index(tmp_path / "none", fake_embedder)
+
+
+def test_index_from_another_model_must_be_rebuilt(corpus, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    other = FakeEmbedder()
+    other.fingerprint = "another-model"
+    with pytest.raises(IndexIncompatible, match="run `cite index` to rebuild"):
+        load_index(root, other)
+    report = _build(corpus, root, other)
+    assert "model changed" in report.rebuilt_because and report.embedded == report.passages
+
+
+def test_other_format_version_must_be_rebuilt(corpus, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    manifest = current_version(root) / "manifest.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "format_version": 999}))
+    with pytest.raises(IndexIncompatible, match="format version 999"):
+        read_index(root)
+
+
+def test_tampered_file_is_detected_by_checksum(corpus, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    passages = current_version(root) / "passages.jsonl"
+    passages.write_text(passages.read_text().replace("Volga", "Rhine"))
+    with pytest.raises(IndexCorrupt, match="checksum"):
+        read_index(root)
+
+
+def test_second_writer_is_refused(tmp_path):
+    root = tmp_path / "index"
+    with writer_lock(root):
+        with pytest.raises(IndexBusy, match="Another `cite index`"):
+            with writer_lock(root):
+                pass
+
+
+def test_nothing_to_index_is_an_error(tmp_path, fake_embedder):
+    with pytest.raises(DocumentError, match="No documents"):
+        build_index([], tmp_path / "index", fake_embedder, SplitSettings())
+
+
+def test_reindexing_one_source_keeps_documents_from_others(corpus, tmp_path, fake_embedder):
+    from dataclasses import replace
+
+    from core.types import Document
+    from indexer.loaders import source_of
+
+    root = tmp_path / "index"
+    build_index(load_paths([corpus]).documents, root, fake_embedder, SplitSettings(), scope={source_of(corpus)})
+    upload = Document("uploads/owls.txt", "Owls hunt at night.", source="upload")
+    report = build_index([upload], root, fake_embedder, SplitSettings(), scope=set())
+    assert report.added == ["uploads/owls.txt"] and report.unchanged == ["bees.txt", "rivers.md"]
+
+    (corpus / "rivers.md").unlink()
+    loaded = [replace(d) for d in load_paths([corpus]).documents]
+    report = build_index(loaded, root, fake_embedder, SplitSettings(), scope={source_of(corpus)})
+    assert report.removed == ["rivers.md"]
+    assert sorted(read_index(root).documents) == ["bees.txt", "uploads/owls.txt"]
+
+    report = build_index([], root, fake_embedder, SplitSettings(), scope=set(), remove={"uploads/owls.txt"})
+    assert report.removed == ["uploads/owls.txt"]
+    assert sorted(read_index(root).documents) == ["bees.txt"]

@@ -1,0 +1,232 @@
+"""The `cite` command: parses arguments and delegates. Heavy imports happen per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from core.errors import BadQuestion, CiteError, DocumentError
+from core.store import DEFAULT_INDEX
+
+PROJECT_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+
+def default_seeds() -> Path:
+    """`seeds/` here if there is one, else the sample documents shipped with cite."""
+    local = Path("seeds")
+    return local if local.is_dir() else PROJECT_SEEDS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        return int(args.run(args) or 0)
+    except CiteError as error:
+        print(f"cite: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cite: interrupted; the last complete index is untouched.", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cite", description="Answers with citations you can check, offline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    index = sub.add_parser("index", help="index files and folders (incremental)")
+    index.add_argument("paths", nargs="*", type=Path, help="files or folders (default: seeds/)")
+    _index_option(index)
+    index.add_argument("--max-chars", type=int, default=None, help="passage size limit (default 1000)")
+    index.set_defaults(run=_index)
+
+    for name, run, help_text in (
+        ("search", _search, "rank passages for a question (citation lookup)"),
+        ("ask", _ask, "answer a question with citations"),
+    ):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("question", nargs="?", help="the question (or use --batch)")
+        command.add_argument("--batch", type=Path, help='JSONL file of {"id", "question"} lines')
+        command.add_argument("--k", type=int, default=10, help="passages to return (default 10)")
+        command.add_argument("--json", action="store_true", help="print JSON")
+        _index_option(command)
+        command.set_defaults(run=run)
+
+    serve = sub.add_parser("serve", help="start the chat UI")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860)
+    _index_option(serve)
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def _index_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help=f"index folder (default {DEFAULT_INDEX})")
+
+
+def _index(args: argparse.Namespace) -> int:
+    from core.config import SplitSettings
+    from core.embedder import default_embedder
+    from indexer.build import build_index
+    from indexer.loaders import load_paths, source_of
+
+    paths = args.paths or [default_seeds()]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise DocumentError(f"No such file or folder: {', '.join(missing)}; nothing was changed.")
+    loaded = load_paths(paths)
+    for skipped in loaded.skipped:
+        print(f"cite: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    split = SplitSettings() if args.max_chars is None else SplitSettings(max_chars=args.max_chars)
+    report = build_index(
+        loaded.documents,
+        args.index,
+        default_embedder(),
+        split,
+        _progress_printer(),
+        scope={source_of(p) for p in paths},
+    )
+    print(_summary(report, len(loaded.documents)))
+    named_files_failed = any(p.is_file() and any(s.path == p.name for s in loaded.skipped) for p in paths)
+    return 1 if named_files_failed else 0
+
+
+def _summary(report: Any, documents: int) -> str:
+    if not report.wrote:
+        return f"Index {report.path} is up to date: {documents} documents, {report.passages} passages."
+    parts = [f"{len(getattr(report, kind))} {kind}" for kind in ("added", "changed", "removed", "unchanged")]
+    lines = [
+        f"Indexed {documents} documents into {report.path}: {', '.join(parts)}; "
+        f"{report.passages} passages, {report.embedded} embedded in {report.seconds:.1f}s."
+    ]
+    if report.rebuilt_because:
+        lines.append(f"Rebuilt from scratch because {report.rebuilt_because}.")
+    for kind in ("added", "changed", "removed"):
+        lines += [f"  {kind}: {name}" for name in getattr(report, kind)]
+    return "\n".join(lines)
+
+
+def _progress_printer():
+    """Passages/s and ETA on a terminal; silent when output is piped."""
+    if not sys.stderr.isatty():
+        return None
+    started = time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        eta = (total - done) / rate if rate else 0.0
+        end = "\n" if done >= total else ""
+        print(f"\r  embedded {done}/{total} passages, {rate:.0f} passages/s, ETA {eta:.0f}s ", end=end, file=sys.stderr)
+
+    return show
+
+
+def _questions(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
+    """(id, question) pairs from --batch, or the one question given."""
+    if args.batch is None:
+        if args.question is None:
+            raise BadQuestion("Give a QUESTION or --batch FILE.jsonl.")
+        yield None, args.question
+        return
+    try:
+        lines = args.batch.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise CiteError(f"Cannot read {args.batch}: {error.strerror}.") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            yield record["id"], str(record["question"])
+        except (ValueError, KeyError, TypeError):
+            raise CiteError(f'{args.batch}:{number} is not a {{"id": ..., "question": ...}} line.') from None
+
+
+def _checked(questions: Iterator[tuple[Any, str]]) -> list[tuple[Any, str]]:
+    """All questions read and checked before any model loads: bad input fails fast."""
+    from retriever.search import check_question
+
+    return [(qid, check_question(question)) for qid, question in questions]
+
+
+def _engine(args: argparse.Namespace):
+    from retriever.engine import Engine
+
+    return Engine(args.index)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from core.serialize import hits_json
+
+    questions = _checked(_questions(args))
+    engine = _engine(args)
+    for qid, question in questions:
+        hits = engine.search(question, args.k)
+        if args.batch or args.json:
+            out = {"hits": hits_json(hits)}
+            print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
+        else:
+            print(_format_hits(hits) or "No passage matches.")
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from core.serialize import answer_json
+
+    questions = _checked(_questions(args))
+    engine = _engine(args)
+    for qid, question in questions:
+        answer = engine.ask(question, args.k)
+        if args.batch or args.json:
+            out = answer_json(answer)
+            print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
+        else:
+            print(format_answer(answer))
+    return 0
+
+
+def _format_hits(hits: Any) -> str:
+    lines = []
+    for rank, hit in enumerate(hits, start=1):
+        scores = "  ".join(f"{name} {value:.3f}" for name, value in hit.scores.items())
+        lines.append(f"{rank:>2}. {hit.passage.doc}:{hit.passage.start}-{hit.passage.end}  ({scores})")
+        lines.append(f"    {_clip(hit.passage.text, 300)}")
+    return "\n".join(lines)
+
+
+def format_answer(answer: Any) -> str:
+    """The answer for a terminal: text with [n], then each source with its exact place."""
+    if answer.abstained:
+        lines = [
+            f"The documents don't answer this (confidence {answer.confidence:.2f}). Closest passages:",
+            _format_hits(answer.hits[:3]) or "  (none)",
+        ]
+        return "\n".join(lines)
+    lines = [answer.text, "", "Sources:"]
+    for citation in answer.citations:
+        quote = " ".join(citation.quote.split())
+        lines.append(f"[{citation.n}] {citation.doc}:{citation.start}-{citation.end}  \"{_clip(quote, 200)}\"")
+    lines.append(f"confidence {answer.confidence:.2f}")
+    return "\n".join(lines)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ui.web import serve
+
+    serve(args.index, host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
