@@ -8,6 +8,7 @@ while a new one is being written).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.config import Settings
@@ -15,6 +16,7 @@ from core.embedder import Embedder, default_embedder
 from core.store import StoredIndex, current_version
 from core.types import Answer, Hit
 from retriever.answer import extractive_answer
+from retriever.followup import standalone_question
 from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, check_question, load_index
 
 
@@ -52,8 +54,10 @@ class Engine:
         assert self._searcher is not None
         return self._searcher.search(question, k)
 
-    def ask(self, question: str, k: int = 10) -> Answer:
-        question = check_question(question)
+    def ask(self, question: str, k: int = 10, history: Sequence[str] = ()) -> Answer:
+        """Answers `question`; `history` holds the user's earlier questions, oldest first,
+        so a follow-up ("And who opposed it?") is made standalone before retrieval."""
+        question = standalone_question(check_question(question), history)
         self.refresh()
         searcher, index = self._searcher, self._index
         assert searcher is not None and index is not None

@@ -1,0 +1,111 @@
+"""HTML for the web UI: answers, sources, search results and whole documents.
+
+Everything from a document is escaped here, so a document's HTML or script is shown as
+text and never runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from core.types import Answer, Citation, Hit
+
+_SCORE_NAMES = (("dense", "dense"), ("bm25", "BM25"), ("sentence", "sentence"), ("fused", "fused"))
+
+
+def scores_line(scores: dict[str, float], support: float | None = None) -> str:
+    parts = [f"{label} <b>{scores[key]:.3f}</b>" for key, label in _SCORE_NAMES if key in scores]
+    if support is not None:
+        parts.append(f"support <b>{support:.2f}</b>")
+    return f'<div class="scores">{" · ".join(parts)}</div>'
+
+
+def location(doc: str, start: int, end: int) -> str:
+    return f"{escape(doc)} · chars {start:,}–{end:,}"
+
+
+def chat_message(answer: Answer) -> str:
+    """The assistant's chat bubble (Markdown): the answer, or a plain abstention."""
+    if answer.abstained:
+        return (
+            "**The documents don't say this.** I found no passage that answers it "
+            f"(confidence {answer.confidence:.2f}). The closest passages are under *Sources*."
+        )
+    unsupported = [c for c in answer.claims if not c.supported]
+    note = f"\n\n⚠ {len(unsupported)} sentence(s) not supported by their citation." if unsupported else ""
+    return f"{escape(answer.text or '')}\n\n<sub>confidence {answer.confidence:.2f}</sub>{note}"
+
+
+def sources_panel(answer: Answer | None) -> str:
+    """Each citation with its passage, the quoted sentence highlighted, and its scores."""
+    if answer is None:
+        return '<div class="empty">Ask a question: the passages an answer cites appear here.</div>'
+    if answer.abstained:
+        cards = [_hit_card(hit, rank) for rank, hit in enumerate(answer.hits[:3], start=1)]
+        return '<div class="abstain-note">Closest passages (not enough to answer):</div>' + "".join(cards)
+    hits_by_doc: dict[str, list[Hit]] = {}
+    for hit in answer.hits:
+        hits_by_doc.setdefault(hit.passage.doc, []).append(hit)
+    support = {n: claim.support for claim in answer.claims for n in claim.citations}
+    sentence = {n: claim.text for claim in answer.claims for n in claim.citations}
+    cards = []
+    for citation in answer.citations:
+        hit = _hit_containing(hits_by_doc.get(citation.doc, []), citation)
+        said = sentence.get(citation.n, " ".join(citation.quote.split()))
+        context = _passage_with_mark(hit.passage.text, said) if hit else f"<mark>{escape(said)}</mark>"
+        scores = scores_line(hit.scores if hit else {}, support.get(citation.n))
+        cards.append(
+            f'<div class="card" id="source-{citation.n}">'
+            f'<div class="card-head"><span class="marker">[{citation.n}]</span> '
+            f"{location(citation.doc, citation.start, citation.end)}</div>"
+            f'<div class="passage">{context}</div>{scores}</div>'
+        )
+    return "".join(cards)
+
+
+def hits_list(hits: Sequence[Hit]) -> str:
+    """Search results: ranked passages with their places and scores."""
+    if not hits:
+        return '<div class="empty">No passage matches.</div>'
+    return "".join(_hit_card(hit, rank) for rank, hit in enumerate(hits, start=1))
+
+
+def document_view(doc: str, text: str, spans: Sequence[tuple[int, int]], current: tuple[int, int] | None) -> str:
+    """The whole original document, every cited span marked and the current one highlighted."""
+    pieces = []
+    position = 0
+    for start, end in sorted(set(spans) | ({current} if current else set())):
+        if start < position:
+            continue  # overlapping spans: the first one wins
+        pieces.append(escape(text[position:start]))
+        css = "current" if (start, end) == current else "cited"
+        pieces.append(f'<mark class="{css}">{escape(text[start:end])}</mark>')
+        position = end
+    pieces.append(escape(text[position:]))
+    return f'<div class="doc-title">{escape(doc)}</div><div class="doc-text" id="doc-text">{"".join(pieces)}</div>'
+
+
+def _hit_card(hit: Hit, rank: int) -> str:
+    passage = hit.passage
+    return (
+        f'<div class="card"><div class="card-head"><span class="marker">#{rank}</span> '
+        f"{location(passage.doc, passage.start, passage.end)}</div>"
+        f'<div class="passage">{escape(passage.text)}</div>{scores_line(hit.scores)}</div>'
+    )
+
+
+def _hit_containing(hits: list[Hit], citation: Citation) -> Hit | None:
+    for hit in hits:
+        if hit.passage.start <= citation.start and citation.end <= hit.passage.end:
+            return hit
+    return None
+
+
+def _passage_with_mark(passage_text: str, sentence: str) -> str:
+    """The passage's (normalised) text with the cited (normalised) sentence marked."""
+    at = passage_text.find(sentence)
+    if at < 0:
+        return f"<mark>{escape(sentence)}</mark>"
+    end = at + len(sentence)
+    return f"{escape(passage_text[:at])}<mark>{escape(sentence)}</mark>{escape(passage_text[end:])}"
