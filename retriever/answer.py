@@ -10,6 +10,7 @@ from core.config import AnswerSettings
 from core.lexical import tokenize
 from core.store import StoredIndex
 from core.text import normalise
+from retriever.confidence import Evidence, confidence, coverage
 from core.types import Answer, Citation, Claim, Document, Hit
 
 # Sentence score = this share of question-sentence cosine + the rest of query-term overlap.
@@ -48,35 +49,53 @@ def query_overlap(question: str, sentence: str) -> float:
     return len(wanted & set(tokenize(sentence))) / len(wanted)
 
 
-def confidence_of(best_sentence: float, top_hit_dense: float) -> float:
-    """How sure we are the documents answer the question, in [0, 1]-ish units of cosine."""
-    return float(0.5 * best_sentence + 0.5 * top_hit_dense)
+@dataclass(frozen=True)
+class Scored:
+    sentence: Sentence
+    score: float  # what ranks sentences: cosine and query-word overlap
+    cosine: float
+
+
+def rank_sentences(question: str, question_vector: np.ndarray, hits: list[Hit], index: StoredIndex,
+                   settings: AnswerSettings) -> list[Scored]:
+    """Candidate answer sentences from the top hits, best first."""
+    candidates = _unique_sentences(s for hit in hits[: settings.passages] for s in hit_sentences(hit, index))
+    if not candidates:
+        return []
+    cosines = np.vstack([s.vector for s in candidates]) @ question_vector[0]
+    scored = [
+        Scored(s, COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * query_overlap(question, s.text), float(c))
+        for s, c in zip(candidates, cosines, strict=True)
+    ]
+    return sorted(scored, key=lambda x: -x.score)
+
+
+def evidence_for(question: str, ranked: list[Scored], hits: list[Hit], index: StoredIndex,
+                 settings: AnswerSettings) -> Evidence:
+    return Evidence(
+        sentence=ranked[0].cosine if ranked else 0.0,
+        passage=hits[0].scores.get("dense", 0.0) if hits else 0.0,
+        coverage=coverage(index, question, [hit.passage.text for hit in hits[: settings.coverage_passages]]),
+    )
 
 
 def extractive_answer(
     question: str, question_vector: np.ndarray, hits: list[Hit], index: StoredIndex, settings: AnswerSettings
 ) -> Answer:
     """Picks the sentences of the top hits that best answer the question, cites each one,
-    and abstains when the best evidence is below `settings.min_confidence`."""
-    candidates = _unique_sentences(s for hit in hits[: settings.passages] for s in hit_sentences(hit, index))
-    if not candidates:
-        return _abstain(question, hits, 0.0)
-    vectors = np.vstack([s.vector for s in candidates])
-    cosines = vectors @ question_vector[0]
-    scores = np.array(
-        [COSINE_SHARE * c + (1 - COSINE_SHARE) * query_overlap(question, s.text) for s, c in zip(candidates, cosines)]
-    )
-    order = np.argsort(-scores, kind="stable")
-    confidence = confidence_of(float(cosines[order[0]]), hits[0].scores.get("dense", 0.0))
-    if confidence < settings.min_confidence:
-        return _abstain(question, hits, confidence)
-    chosen = [int(order[0])]
-    for i in order[1:]:
-        if len(chosen) >= settings.max_sentences or scores[i] < KEEP_RATIO * scores[order[0]]:
+    and abstains when the calibrated confidence is below `settings.min_confidence`."""
+    ranked = rank_sentences(question, question_vector, hits, index, settings)
+    score = confidence(evidence_for(question, ranked, hits, index, settings), settings.confidence_weights)
+    if not ranked or score < settings.min_confidence:
+        return _abstain(question, hits, score)
+    chosen = [ranked[0]]
+    for candidate in ranked[1:]:
+        if len(chosen) >= settings.max_sentences or candidate.score < KEEP_RATIO * ranked[0].score:
             break
-        if max(float(vectors[i] @ vectors[j]) for j in chosen) < 0.9:  # near-duplicates say nothing new
-            chosen.append(int(i))
-    return _cite(question, [candidates[i] for i in chosen], index.documents, hits, confidence)
+        similarity = max(float(candidate.sentence.vector @ c.sentence.vector) for c in chosen)
+        if similarity < 0.9:  # near-duplicates say nothing new
+            chosen.append(candidate)
+    return _cite(question, [c.sentence for c in chosen], index.documents, hits, score)
 
 
 def _unique_sentences(sentences) -> list[Sentence]:

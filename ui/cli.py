@@ -15,6 +15,7 @@ from core.errors import BadQuestion, CiteError, DocumentError
 from core.store import DEFAULT_INDEX
 
 PROJECT_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+EVAL_INDEXES = Path(".cite/eval")
 
 
 def default_seeds() -> Path:
@@ -58,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="print JSON")
         _index_option(command)
         command.set_defaults(run=run)
+
+    evaluate = sub.add_parser("eval", help="measure retrieval accuracy (seed questions, your own, or BEIR)")
+    evaluate.add_argument("--questions", type=Path, help="JSONL of {id, question, doc, evidence} (default: seed set)")
+    evaluate.add_argument("--index", type=Path, help="index to evaluate (default: a private index of seeds/)")
+    evaluate.add_argument("--beir", type=Path, help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
+    evaluate.add_argument("--split", default="test", help="BEIR qrels split (default test; tune on train)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument("--report-dir", type=Path, default=None, help="where the Markdown + PNG go (eval/reports)")
+    evaluate.set_defaults(run=_eval)
 
     serve = sub.add_parser("serve", help="start the chat UI")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -219,6 +229,37 @@ def format_answer(answer: Any) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from core.config import Settings
+    from core.embedder import default_embedder
+    from eval.datasets import SEED_QUESTIONS
+    from eval.report import REPORTS, format_table, report_json, write_report
+    from eval.suite import evaluate_beir, evaluate_questions
+
+    embedder, settings = default_embedder(), Settings()
+    if args.beir:
+        name = args.beir.resolve().name
+        report = evaluate_beir(
+            args.beir, args.index or EVAL_INDEXES / f"beir-{name}", embedder, settings, args.split, _progress_printer()
+        )
+    elif args.questions and args.index is None:
+        report = evaluate_questions(args.questions, DEFAULT_INDEX, embedder, settings)
+    else:
+        # The seed set gets an index of its own, so evaluating never touches the user's index.
+        own = args.index is None
+        report = evaluate_questions(
+            args.questions or SEED_QUESTIONS,
+            args.index or EVAL_INDEXES / "seeds",
+            embedder,
+            settings,
+            documents=[default_seeds()] if own else None,
+            progress=_progress_printer(),
+        )
+    markdown, png = write_report(report, args.report_dir or REPORTS)
+    print(json.dumps(report_json(report)) if args.json else f"{format_table(report)}\nreport: {markdown} ({png.name})")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

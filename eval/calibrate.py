@@ -1,0 +1,108 @@
+"""Fits the abstention model on an eval set with answerable and unanswerable questions.
+
+    python -m eval.calibrate [--questions FILE] [--index DIR]
+
+Prints the logistic weights and the threshold to put in AnswerSettings, the trade-off
+(answered-when-answerable vs abstained-when-unanswerable) at each threshold, and a
+leave-one-out estimate of how well the fitted rule generalises to unseen questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.config import Settings
+from core.embedder import default_embedder
+from eval.datasets import SEED_QUESTIONS, load_questions
+from retriever.answer import evidence_for, rank_sentences
+from retriever.engine import Engine
+
+
+@dataclass(frozen=True)
+class Fit:
+    weights: tuple[float, ...]  # feature weights then bias
+    threshold: float
+
+
+def features(engine: Engine, questions: list) -> tuple[np.ndarray, np.ndarray]:
+    """One row of evidence per question, and 1 for answerable, 0 for not."""
+    rows, labels = [], []
+    index = engine.index
+    settings = engine.settings.answer
+    for question in questions:
+        vector = engine.embedder.encode([question.question])
+        hits = engine._searcher.search_with_vector(question.question, vector, 10)  # noqa: SLF001
+        ranked = rank_sentences(question.question, vector, hits, index, settings)
+        rows.append(evidence_for(question.question, ranked, hits, index, settings).vector())
+        labels.append(1.0 if question.answerable else 0.0)
+    return np.vstack(rows), np.array(labels)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 3000) -> np.ndarray:
+    """Class-balanced logistic regression by gradient descent; returns weights then bias."""
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    balance = np.where(y == 1, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))
+    w = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(xb @ w)))
+        gradient = xb.T @ (balance * (p - y)) + l2 * np.r_[w[:-1], 0.0]
+        w -= 2.0 * gradient
+    return w
+
+
+def probabilities(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-(np.hstack([x, np.ones((len(x), 1))]) @ w)))
+
+
+def rates(p: np.ndarray, y: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(answered share of answerable, abstained share of unanswerable) at a threshold."""
+    answered = p >= threshold
+    return float(answered[y == 1].mean()), float((~answered)[y == 0].mean())
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """The threshold with the best balanced accuracy; ties go to answering more."""
+    candidates = np.unique(np.r_[p, 0.5])
+    return float(max(candidates, key=lambda t: (sum(rates(p, y, t)), -t)))
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> Fit:
+    w = fit_logistic(x, y)
+    return Fit(tuple(float(v) for v in w), choose_threshold(probabilities(x, w), y))
+
+
+def leave_one_out(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Answered and abstained rates for questions the rule was not fitted on."""
+    decided = np.zeros(len(y), dtype=bool)
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        rule = fit(x[keep], y[keep])
+        decided[i] = probabilities(x[i : i + 1], np.array(rule.weights))[0] >= rule.threshold
+    return float(decided[y == 1].mean()), float((~decided)[y == 0].mean())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=Path, default=SEED_QUESTIONS)
+    parser.add_argument("--index", type=Path, default=Path(".cite/eval/seeds"))
+    args = parser.parse_args(argv)
+    engine = Engine(args.index, default_embedder(), Settings())
+    x, y = features(engine, load_questions(args.questions))
+    rule = fit(x, y)
+    p = probabilities(x, np.array(rule.weights))
+    print(f"{int(y.sum())} answerable, {int((1 - y).sum())} unanswerable questions")
+    print("confidence_weights =", tuple(round(v, 2) for v in rule.weights), " min_confidence =", round(rule.threshold, 3))
+    print("threshold  answered(answerable)  abstained(unanswerable)")
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, rule.threshold):
+        answered, abstained = rates(p, y, t)
+        print(f"{t:9.3f}  {answered:20.0%}  {abstained:23.0%}")
+    answered, abstained = leave_one_out(x, y)
+    print(f"leave-one-out: answered {answered:.0%} of answerable, abstained on {abstained:.0%} of unanswerable")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""`cite eval`: the seed questions (or the user's own) and BEIR folders, end to end.
+
+Each eval indexes what it needs (incrementally, so a re-run costs only the queries), runs
+dense, BM25 and hybrid retrieval, and for a question file also asks every question to see
+when the system answers and when it abstains.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.config import Settings
+from core.embedder import Embedder
+from core.store import read_index
+from eval.datasets import SEED_QUESTIONS, Question, evidence_qrels, load_beir, load_questions
+from eval.runner import MethodResult, evaluate_methods
+from indexer.build import build_index
+from indexer.loaders import load_paths, source_of
+from retriever.engine import Engine
+
+SEED_MEASURES = ("hit@1", "hit@5", "mrr@10", "ndcg@10")
+BEIR_MEASURES = ("ndcg@10", "recall@100", "mrr@10")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """How the answerer behaved: answered when it could, abstained when it could not."""
+
+    answerable: int
+    answered: int  # of the answerable
+    unanswerable: int
+    abstained: int  # of the unanswerable
+    evidence_cited: int  # answered questions whose citations contain the evidence phrase
+
+    @property
+    def answered_rate(self) -> float:
+        return self.answered / self.answerable if self.answerable else 0.0
+
+    @property
+    def abstained_rate(self) -> float:
+        return self.abstained / self.unanswerable if self.unanswerable else 0.0
+
+    @property
+    def evidence_rate(self) -> float:
+        return self.evidence_cited / self.answered if self.answered else 0.0
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    name: str
+    queries: int
+    documents: int
+    passages: int
+    index_seconds: float
+    results: list[MethodResult]
+    curve_metric: str
+    abstention: Abstention | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def evaluate_questions(
+    questions_path: Path,
+    index_root: Path,
+    embedder: Embedder,
+    settings: Settings,
+    documents: list[Path] | None = None,
+    progress: Progress | None = None,
+) -> EvalReport:
+    """Retrieval and abstention on a question file. With `documents`, (re)indexes them first."""
+    questions = load_questions(questions_path)
+    started = time.perf_counter()
+    if documents:
+        loaded = load_paths(documents)
+        build_index(
+            loaded.documents, index_root, embedder, settings.split, progress, scope={source_of(p) for p in documents}
+        )
+    index_seconds = time.perf_counter() - started
+    index = read_index(index_root)
+    answerable = [q for q in questions if q.answerable]
+    notes = [f"{q.id}: document {q.doc} is not in the index" for q in answerable if q.doc and q.doc not in index.documents]
+    qrels = evidence_qrels(answerable, index.passages)
+    notes += [f"{q.id}: no passage contains its evidence" for q in answerable if not qrels[q.id]]
+    results = evaluate_methods(
+        index, embedder, {q.id: q.question for q in answerable}, qrels, settings.search, SEED_MEASURES,
+        curve_metric="hit", k=20,
+    )
+    engine = Engine(index_root, embedder, settings)
+    return EvalReport(
+        "seeds" if questions_path.resolve() == SEED_QUESTIONS.resolve() else questions_path.stem,
+        len(questions),
+        len(index.documents),
+        len(index.passages),
+        index_seconds,
+        results,
+        "hit",
+        measure_abstention(engine, questions),
+        notes,
+    )
+
+
+def measure_abstention(engine: Engine, questions: list[Question]) -> Abstention:
+    from eval.datasets import squash
+
+    answered = abstained = evidence = 0
+    for question in questions:
+        answer = engine.ask(question.question)
+        if question.answerable:
+            if not answer.abstained:
+                answered += 1
+                quotes = squash(" ".join(c.quote for c in answer.citations))
+                evidence += squash(question.evidence or "") in quotes
+        elif answer.abstained:
+            abstained += 1
+    answerable = sum(q.answerable for q in questions)
+    return Abstention(answerable, answered, len(questions) - answerable, abstained, evidence)
+
+
+def evaluate_beir(
+    folder: Path,
+    index_root: Path,
+    embedder: Embedder,
+    settings: Settings,
+    split: str = "test",
+    progress: Progress | None = None,
+) -> EvalReport:
+    """nDCG@10 and Recall@100 on a BEIR folder; a document scores by its best passage."""
+    dataset = load_beir(folder, split)
+    started = time.perf_counter()
+    loaded = load_paths([dataset.corpus])
+    build_index(loaded.documents, index_root, embedder, settings.split, progress)
+    index_seconds = time.perf_counter() - started
+    index = read_index(index_root)
+    # ArguAna's queries are themselves corpus documents: BEIR drops those self-matches.
+    drop_self = dataset.name.lower() == "arguana"
+    results = evaluate_methods(
+        index, embedder, dataset.queries, dataset.qrels, settings.search, BEIR_MEASURES,
+        k=100, by_document=True, drop_self=drop_self,
+    )
+    notes = ["results equal to the query id dropped (as BEIR does for ArguAna)"] if drop_self else []
+    return EvalReport(
+        f"{dataset.name}-{split}",
+        len(dataset.queries),
+        len(index.documents),
+        len(index.passages),
+        index_seconds,
+        results,
+        "recall",
+        None,
+        notes,
+    )
