@@ -10,6 +10,7 @@ from core.config import AnswerSettings
 from core.lexical import tokenize
 from core.store import StoredIndex
 from core.text import normalise
+from retriever.claims import check_claims
 from retriever.confidence import Evidence, confidence, coverage
 from core.types import Answer, Citation, Claim, Document, Hit
 
@@ -113,16 +114,13 @@ def _unique_sentences(sentences) -> list[Sentence]:
 def _cite(
     question: str, sentences: list[Sentence], documents: dict[str, Document], hits: list[Hit], confidence: float
 ) -> Answer:
-    citations = []
-    claims = []
-    parts = []
-    for n, sentence in enumerate(sentences, start=1):
-        quote = documents[sentence.doc].text[sentence.start : sentence.end]
-        citations.append(Citation(n, sentence.doc, sentence.start, sentence.end, quote))
-        # Extractive: the claim is the quoted source text itself, so support is exact.
-        claims.append(Claim(sentence.text, (n,), supported=True, support=1.0))
-        parts.append(f"{sentence.text} [{n}]")
-    return Answer(" ".join(parts), tuple(citations), tuple(claims), tuple(hits), confidence, False, question)
+    citations = [
+        Citation(n, s.doc, s.start, s.end, documents[s.doc].text[s.start : s.end]) for n, s in enumerate(sentences, 1)
+    ]
+    # The claim is the quoted source text itself: the check finds it verbatim (support 1.0).
+    claims = check_claims([(s.text, (n,)) for n, s in enumerate(sentences, 1)], citations, embedder=None)
+    text = " ".join(f"{s.text} [{n}]" for n, s in enumerate(sentences, 1))
+    return Answer(text, tuple(citations), tuple(claims), tuple(hits), confidence, False, question)
 
 
 def _abstain(question: str, hits: list[Hit], confidence: float) -> Answer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from core.config import Settings
 from core.embedder import Embedder, default_embedder
@@ -17,14 +18,23 @@ from core.store import StoredIndex, current_version
 from core.types import Answer, Hit
 from retriever.answer import extractive_answer
 from retriever.followup import standalone_question
+from retriever.generate import generative_answer, hit_document, rewrite_question
 from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, check_question, load_index
 
 
 class Engine:
-    def __init__(self, root: Path, embedder: Embedder | None = None, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        embedder: Embedder | None = None,
+        settings: Settings | None = None,
+        chat_model: Any | None = None,
+    ) -> None:
+        """`chat_model`: a LangChain chat model for generative answers (None: extractive)."""
         self.root = Path(root)
         self.embedder = embedder or default_embedder()
         self.settings = settings or Settings()
+        self.chat_model = chat_model
         self._lock = threading.Lock()
         self._index: StoredIndex | None = None
         self._searcher: HybridSearcher | None = None
@@ -57,10 +67,21 @@ class Engine:
     def ask(self, question: str, k: int = 10, history: Sequence[str] = ()) -> Answer:
         """Answers `question`; `history` holds the user's earlier questions, oldest first,
         so a follow-up ("And who opposed it?") is made standalone before retrieval."""
-        question = standalone_question(check_question(question), history)
+        question = check_question(question)
+        if self.chat_model is not None and history:
+            question = rewrite_question(self.chat_model, question, history)
+        else:
+            question = standalone_question(question, history)
         self.refresh()
         searcher, index = self._searcher, self._index
         assert searcher is not None and index is not None
         vector = self.embedder.encode([question])
         hits = searcher.search_with_vector(question, vector, k)
-        return extractive_answer(question, vector, hits, index, self.settings.answer)
+        extractive = extractive_answer(question, vector, hits, index, self.settings.answer)
+        # Abstention rests on retrieval evidence, with or without a model: a model is never
+        # asked to answer from passages that do not hold the answer.
+        if self.chat_model is None or extractive.abstained:
+            return extractive
+        documents = [hit_document(hit, rank) for rank, hit in enumerate(hits[: self.settings.answer.passages + 1], 1)]
+        texts = {d.metadata["doc"]: index.documents[d.metadata["doc"]].text for d in documents}
+        return generative_answer(question, documents, texts, self.chat_model, self.embedder, extractive.confidence)

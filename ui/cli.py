@@ -168,8 +168,9 @@ def _checked(questions: Iterator[tuple[Any, str]]) -> list[tuple[Any, str]]:
 
 def _engine(args: argparse.Namespace):
     from retriever.engine import Engine
+    from retriever.generate import chat_model_from_env
 
-    return Engine(args.index)
+    return Engine(args.index, chat_model=chat_model_from_env())
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -223,6 +224,9 @@ def format_answer(answer: Any) -> str:
     for citation in answer.citations:
         quote = " ".join(citation.quote.split())
         lines.append(f"[{citation.n}] {citation.doc}:{citation.start}-{citation.end}  \"{_clip(quote, 200)}\"")
+    unsupported = [claim for claim in answer.claims if not claim.supported]
+    for claim in unsupported:
+        lines.append(f"⚠ not supported by its citation (support {claim.support:.2f}): {_clip(claim.text, 160)}")
     lines.append(f"confidence {answer.confidence:.2f}")
     return "\n".join(lines)
 

@@ -33,8 +33,10 @@ def chat_message(answer: Answer) -> str:
             f"(confidence {answer.confidence:.2f}). The closest passages are under *Sources*."
         )
     unsupported = [c for c in answer.claims if not c.supported]
-    note = f"\n\n⚠ {len(unsupported)} sentence(s) not supported by their citation." if unsupported else ""
-    return f"{escape(answer.text or '')}\n\n<sub>confidence {answer.confidence:.2f}</sub>{note}"
+    notes = "".join(
+        f"\n\n⚠ *Not supported by its citation (support {c.support:.2f}):* {escape(c.text)}" for c in unsupported
+    )
+    return f"{escape(answer.text or '')}\n\n<sub>confidence {answer.confidence:.2f}</sub>{notes}"
 
 
 def sources_panel(answer: Answer | None) -> str:

@@ -24,6 +24,7 @@ from core.types import Answer, Citation, Claim, Hit, Passage
 from indexer.build import build_index
 from indexer.loaders import DOCUMENT_SUFFIXES, load_paths
 from retriever.engine import Engine
+from retriever.generate import chat_model_from_env
 from ui import render
 
 UPLOAD_PREFIX = "uploads/"
@@ -58,7 +59,7 @@ class Backend:
                     raise IndexMissing(
                         f"No index at {self.root} yet: add documents in the Documents tab, or run `cite index`."
                     )
-                self._engine = Engine(self.root, self.embedder, self.settings)
+                self._engine = Engine(self.root, self.embedder, self.settings, chat_model_from_env())
             return self._engine
 
     def document_rows(self) -> list[list[Any]]:

@@ -1,0 +1,75 @@
+"""Checks each answer sentence against the source text it cites.
+
+A sentence that is the cited text itself (extractive answers) is supported exactly. Any
+other sentence (a generated one) scores by how much of it the cited text backs: its
+meaning (cosine) and its content words (share found in the quote); below SUPPORTED it is
+marked unsupported, whatever the model claimed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from core.embedder import Embedder
+from core.lexical import tokenize
+from core.text import normalise
+from core.types import Citation, Claim
+
+SUPPORTED = 0.6
+COSINE_SHARE = 0.5
+_MARKER = re.compile(r"\s*\[(\d+)\]")
+
+
+def _plain(text: str) -> str:
+    return " ".join(normalise(text).text.lower().split())
+
+
+def word_support(claim: str, quote: str) -> float:
+    """Share of the claim's content words (stemmed) that the quote contains."""
+    wanted = set(tokenize(claim))
+    return len(wanted & set(tokenize(quote))) / len(wanted) if wanted else 0.0
+
+
+def support_score(claim: str, quotes: Sequence[str], embedder: Embedder | None) -> float:
+    """1.0 when the claim is verbatim cited text; else the best blend of meaning and words
+    (words alone without an embedder)."""
+    if not quotes:
+        return 0.0
+    plain = _plain(claim)
+    if any(plain and plain in _plain(quote) for quote in quotes):
+        return 1.0
+    if embedder is None:
+        return max(word_support(claim, quote) for quote in quotes)
+    vectors = embedder.encode([claim, *quotes])
+    cosines = vectors[1:] @ vectors[0]
+    return float(max(COSINE_SHARE * c + (1 - COSINE_SHARE) * word_support(claim, q) for c, q in zip(cosines, quotes)))
+
+
+def split_claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
+    """Splits an answer into sentences, each with the [n] markers that follow it.
+
+    Markers directly after a sentence belong to it: "A rose. [1][2] B fell. [3]"."""
+    claims: list[tuple[str, tuple[int, ...]]] = []
+    for piece in re.split(r"(?<=[.!?])\s+(?=[^\s\[])|(?<=\])\s+(?=[^\s\[])", answer.strip()):
+        numbers = tuple(int(n) for n in _MARKER.findall(piece))
+        text = _MARKER.sub("", piece).strip()
+        if text:
+            claims.append((text, numbers))
+        elif numbers and claims:  # markers alone: they belong to the sentence before
+            previous, earlier = claims[-1]
+            claims[-1] = (previous, earlier + numbers)
+    return claims
+
+
+def check_claims(
+    sentences: Sequence[tuple[str, tuple[int, ...]]], citations: Sequence[Citation], embedder: Embedder | None
+) -> list[Claim]:
+    """A Claim per sentence: supported when its citations back it (score >= SUPPORTED)."""
+    quotes = {c.n: c.quote for c in citations}
+    claims = []
+    for text, numbers in sentences:
+        cited = [quotes[n] for n in numbers if n in quotes]
+        score = support_score(text, cited, embedder)
+        claims.append(Claim(text, tuple(n for n in numbers if n in quotes), score >= SUPPORTED, score))
+    return claims
