@@ -70,8 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_eval)
 
     serve = sub.add_parser("serve", help="start the chat UI")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--expose", action="store_true", help="allow a --host other than loopback (others can connect)")
+    serve.add_argument(
+        "--password", default=os.environ.get("CITE_PASSWORD"), help="require login as user 'cite' ($CITE_PASSWORD)"
+    )
     _index_option(serve)
     serve.set_defaults(run=_serve)
     return parser
@@ -269,8 +273,24 @@ def _eval(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from ui.web import serve
 
-    serve(args.index, host=args.host, port=args.port)
+    if not _is_loopback(args.host) and not args.expose:
+        raise CiteError(
+            f"Refusing to listen on {args.host}: anyone who can reach it could read your documents. "
+            "Add --expose (and --password) if that is what you want."
+        )
+    serve(args.index, host=args.host, port=args.port, auth=("cite", args.password) if args.password else None)
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":
