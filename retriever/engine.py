@@ -18,7 +18,6 @@ from core.store import StoredIndex, current_version
 from core.types import Answer, Hit
 from retriever.answer import extractive_answer
 from retriever.followup import standalone_question
-from retriever.generate import generative_answer, hit_document, rewrite_question
 from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, check_question, load_index
 
 
@@ -69,6 +68,8 @@ class Engine:
         so a follow-up ("And who opposed it?") is made standalone before retrieval."""
         question = check_question(question)
         if self.chat_model is not None and history:
+            from retriever.generate import rewrite_question  # LangChain loads only when a model is used
+
             question = rewrite_question(self.chat_model, question, history)
         else:
             question = standalone_question(question, history)
@@ -82,6 +83,8 @@ class Engine:
         # asked to answer from passages that do not hold the answer.
         if self.chat_model is None or extractive.abstained:
             return extractive
+        from retriever.generate import generative_answer, hit_document
+
         documents = [hit_document(hit, rank) for rank, hit in enumerate(hits[: self.settings.answer.passages + 1], 1)]
         texts = {d.metadata["doc"]: index.documents[d.metadata["doc"]].text for d in documents}
         return generative_answer(question, documents, texts, self.chat_model, self.embedder, extractive.confidence)

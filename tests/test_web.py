@@ -188,3 +188,13 @@ def test_search_tab_finds_the_passage_that_states_a_claim(page):
     page.locator("#result-pick label").first.click()
     page.wait_for_selector("#search-document mark.current")
     shot(page, "8-search")
+
+
+def test_eval_tab_runs_the_seed_questions_and_plots(page):
+    page.get_by_role("tab", name="Eval").click()
+    page.click("#eval-button")
+    page.wait_for_selector("#eval-table:has-text('hybrid')", timeout=120_000)
+    table = page.locator("#eval-table").inner_text()
+    assert "hit@1" in table and "answered" in table
+    page.wait_for_selector("#eval-plot img")
+    shot(page, "9-eval")

@@ -136,6 +136,8 @@ def build_app(backend: Backend) -> gr.Blocks:
                 _search_tab(backend)
             with gr.Tab("Documents", id="documents") as documents_tab:
                 _documents_tab(backend, documents_tab)
+            with gr.Tab("Eval", id="eval"):
+                _eval_tab(backend)
 
         def ask(question: str, history: list[str] | None = None) -> dict[str, Any]:
             """The answer, its citations and claims, and the hits: `cite ask --json`'s shape."""
@@ -321,6 +323,36 @@ def _documents_tab(backend: Backend, tab: gr.Tab) -> None:
     remove.click(remove_documents, names, [status, table, names], api_visibility="private")
     tab.select(lambda: (backend.document_rows(), gr.update(choices=_names(backend))), None, [table, names],
                api_visibility="private")
+
+
+def _eval_tab(backend: Backend) -> None:
+    gr.Markdown(
+        "Retrieval accuracy on this index: the seed questions, or your own JSONL file of "
+        '`{"id", "question", "doc", "evidence"}` lines (`evidence: null` for questions the documents cannot answer).'
+    )
+    with gr.Row():
+        questions = gr.File(label="Question file (.jsonl); empty: the seed questions", file_types=[".jsonl"],
+                            elem_id="eval-file")
+        run = gr.Button("Run eval", variant="primary", elem_id="eval-button")
+    table = gr.Markdown(elem_id="eval-table")
+    plot = gr.Image(label="Recall@k", type="filepath", elem_id="eval-plot", visible=False)
+
+    def run_eval(path: str | None, progress=gr.Progress()):
+        from eval.datasets import SEED_QUESTIONS
+        from eval.report import format_table, write_report
+        from eval.suite import evaluate_questions
+
+        progress(0, desc="Running the questions")
+        try:
+            engine = backend.engine()
+            report = evaluate_questions(Path(path) if path else SEED_QUESTIONS, backend.root, engine.embedder,
+                                        engine.settings)
+        except CiteError as error:
+            return f"⚠ {error}", gr.update(visible=False)
+        markdown, png = write_report(report)
+        return f"```\n{format_table(report)}\n```\nReport: `{markdown}`", gr.update(value=str(png), visible=True)
+
+    run.click(run_eval, questions, [table, plot], api_visibility="private")
 
 
 def _names(backend: Backend) -> list[str]:
