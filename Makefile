@@ -25,6 +25,7 @@ run: index
 	$(BIN)/cite serve --index $(INDEX)
 
 test: install browser
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
 # Debian's Chromium drives the UI tests (playwright's own browser download cannot work offline).
@@ -33,6 +34,13 @@ browser:
 
 eval: install
 	$(BIN)/cite eval
+
+# Speed against the LangChain quickstart recipe, and a load test of the UI's HTTP API.
+bench: install
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.run
+	$(BIN)/cite index seeds --index $(INDEX)
+	$(BIN)/python -m bench.load --index $(INDEX)
 
 clean:
 	rm -rf $(VENV) .cite

@@ -19,9 +19,7 @@ class SplitSettings:
         if self.max_chars < 100:
             raise ValueError(f"max_chars must be at least 100. Currently, it is {self.max_chars}.")
         if self.overlap_sentences < 0:
-            raise ValueError(
-                f"overlap_sentences must be 0 or more. Currently, it is {self.overlap_sentences}."
-            )
+            raise ValueError(f"overlap_sentences must be 0 or more. Currently, it is {self.overlap_sentences}.")
 
 
 @dataclass(frozen=True)

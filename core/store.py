@@ -211,7 +211,9 @@ def _load_manifest(version: Path) -> Manifest:
     try:
         data = json.loads((version / _MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise IndexCorrupt(f"Index manifest in {version} is unreadable ({error}); run `cite index` to rebuild.") from None
+        raise IndexCorrupt(
+            f"Index manifest in {version} is unreadable ({error}); run `cite index` to rebuild."
+        ) from None
     if data.get("format_version") != FORMAT_VERSION:
         raise IndexIncompatible(
             f"Index at {version} has format version {data.get('format_version')}, this cite reads "

@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     rule = fit(x, y)
     p = probabilities(x, np.array(rule.weights))
     print(f"{int(y.sum())} answerable, {int((1 - y).sum())} unanswerable questions")
-    print("confidence_weights =", tuple(round(v, 2) for v in rule.weights), " min_confidence =", round(rule.threshold, 3))
+    print(
+        "confidence_weights =", tuple(round(v, 2) for v in rule.weights), " min_confidence =", round(rule.threshold, 3)
+    )
     print("threshold  answered(answerable)  abstained(unanswerable)")
     for t in (0.3, 0.4, 0.5, 0.6, 0.7, rule.threshold):
         answered, abstained = rates(p, y, t)

@@ -81,12 +81,20 @@ def evaluate_questions(
     index_seconds = time.perf_counter() - started
     index = read_index(index_root)
     answerable = [q for q in questions if q.answerable]
-    notes = [f"{q.id}: document {q.doc} is not in the index" for q in answerable if q.doc and q.doc not in index.documents]
+    notes = [
+        f"{q.id}: document {q.doc} is not in the index" for q in answerable if q.doc and q.doc not in index.documents
+    ]
     qrels = evidence_qrels(answerable, index.passages)
     notes += [f"{q.id}: no passage contains its evidence" for q in answerable if not qrels[q.id]]
     results = evaluate_methods(
-        index, embedder, {q.id: q.question for q in answerable}, qrels, settings.search, SEED_MEASURES,
-        curve_metric="hit", k=20,
+        index,
+        embedder,
+        {q.id: q.question for q in answerable},
+        qrels,
+        settings.search,
+        SEED_MEASURES,
+        curve_metric="hit",
+        k=20,
     )
     engine = Engine(index_root, embedder, settings)
     return EvalReport(
@@ -137,8 +145,15 @@ def evaluate_beir(
     # ArguAna's queries are themselves corpus documents: BEIR drops those self-matches.
     drop_self = dataset.name.lower() == "arguana"
     results = evaluate_methods(
-        index, embedder, dataset.queries, dataset.qrels, settings.search, BEIR_MEASURES,
-        k=100, by_document=True, drop_self=drop_self,
+        index,
+        embedder,
+        dataset.queries,
+        dataset.qrels,
+        settings.search,
+        BEIR_MEASURES,
+        k=100,
+        by_document=True,
+        drop_self=drop_self,
     )
     notes = ["results equal to the query id dropped (as BEIR does for ArguAna)"] if drop_self else []
     return EvalReport(

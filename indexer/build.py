@@ -121,8 +121,12 @@ def build_index(
         kept = set(rows)
 
         if old and not fresh and not removed:
-            return IndexReport(root, unchanged=report_lists["unchanged"], passages=sum(map(len, rows.values())),
-                               seconds=time.perf_counter() - started)
+            return IndexReport(
+                root,
+                unchanged=report_lists["unchanged"],
+                passages=sum(map(len, rows.values())),
+                seconds=time.perf_counter() - started,
+            )
 
         rows.update(_embed_documents(fresh, embedder, progress))
         ordered = [row for document in documents for row in rows[document.doc]]

@@ -73,7 +73,9 @@ def _files_under(path: Path, skipped: list[Skipped]) -> Iterator[Path]:
 def _read_file(file: Path, name: str, max_bytes: int) -> list[Document]:
     suffix = file.suffix.lower()
     if suffix not in DOCUMENT_SUFFIXES and suffix != ".jsonl":
-        raise ValueError(f"unsupported file type '{suffix or file.name}'; cite reads {', '.join(sorted(DOCUMENT_SUFFIXES))}, .jsonl")
+        raise ValueError(
+            f"unsupported file type '{suffix or file.name}'; cite reads {', '.join(sorted(DOCUMENT_SUFFIXES))}, .jsonl"
+        )
     size = file.stat().st_size
     if size > max_bytes:
         raise ValueError(f"larger than the {max_bytes // (1024 * 1024)} MB limit ({size // (1024 * 1024)} MB)")
@@ -99,9 +101,7 @@ def decode_text(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ValueError(
-            f"not valid UTF-8 (byte {error.start}); convert it, e.g. `iconv -f latin1 -t utf-8`"
-        ) from None
+        raise ValueError(f"not valid UTF-8 (byte {error.start}); convert it, e.g. `iconv -f latin1 -t utf-8`") from None
 
 
 def _read_jsonl_records(file: Path) -> Iterator[Document]:
@@ -113,7 +113,7 @@ def _read_jsonl_records(file: Path) -> Iterator[Document]:
                 record = json.loads(line)
                 doc, text = str(record["_id"]), str(record["text"])
             except (ValueError, KeyError, TypeError):
-                raise ValueError(f"line {number} is not a {{\"_id\", \"title\", \"text\"}} record") from None
+                raise ValueError(f'line {number} is not a {{"_id", "title", "text"}} record') from None
             if text.strip():
                 yield Document(doc=doc, text=text, title=str(record.get("title") or ""))
 

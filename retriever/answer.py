@@ -7,12 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.config import AnswerSettings
-from core.lexical import tokenize
 from core.store import StoredIndex
 from core.text import normalise
-from retriever.claims import check_claims
+from core.types import Answer, Citation, Document, Hit
+from retriever.claims import check_claims, word_support
 from retriever.confidence import Evidence, confidence, coverage
-from core.types import Answer, Citation, Claim, Document, Hit
 
 # Sentence score = this share of question-sentence cosine + the rest of query-term overlap.
 COSINE_SHARE = 0.75
@@ -37,17 +36,11 @@ def hit_sentences(hit: Hit, index: StoredIndex) -> list[Sentence]:
     spans, vectors = index.sentences_of(index.row_of[hit.passage.id])
     original = index.documents[hit.passage.doc].text
     return [
-        Sentence(hit.passage.doc, int(start), int(end), normalise(original[start:end]).text.replace("\n\n", " "), vector)
+        Sentence(
+            hit.passage.doc, int(start), int(end), normalise(original[start:end]).text.replace("\n\n", " "), vector
+        )
         for (start, end), vector in zip(spans, vectors, strict=True)
     ]
-
-
-def query_overlap(question: str, sentence: str) -> float:
-    """Share of the question's content words (stemmed) that the sentence contains."""
-    wanted = set(tokenize(question))
-    if not wanted:
-        return 0.0
-    return len(wanted & set(tokenize(sentence))) / len(wanted)
 
 
 @dataclass(frozen=True)
@@ -57,22 +50,24 @@ class Scored:
     cosine: float
 
 
-def rank_sentences(question: str, question_vector: np.ndarray, hits: list[Hit], index: StoredIndex,
-                   settings: AnswerSettings) -> list[Scored]:
+def rank_sentences(
+    question: str, question_vector: np.ndarray, hits: list[Hit], index: StoredIndex, settings: AnswerSettings
+) -> list[Scored]:
     """Candidate answer sentences from the top hits, best first."""
     candidates = _unique_sentences(s for hit in hits[: settings.passages] for s in hit_sentences(hit, index))
     if not candidates:
         return []
     cosines = np.vstack([s.vector for s in candidates]) @ question_vector[0]
     scored = [
-        Scored(s, COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * query_overlap(question, s.text), float(c))
+        Scored(s, COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * word_support(question, s.text), float(c))
         for s, c in zip(candidates, cosines, strict=True)
     ]
     return sorted(scored, key=lambda x: -x.score)
 
 
-def evidence_for(question: str, ranked: list[Scored], hits: list[Hit], index: StoredIndex,
-                 settings: AnswerSettings) -> Evidence:
+def evidence_for(
+    question: str, ranked: list[Scored], hits: list[Hit], index: StoredIndex, settings: AnswerSettings
+) -> Evidence:
     return Evidence(
         sentence=ranked[0].cosine if ranked else 0.0,
         passage=hits[0].scores.get("dense", 0.0) if hits else 0.0,

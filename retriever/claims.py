@@ -26,7 +26,7 @@ def _plain(text: str) -> str:
 
 
 def word_support(claim: str, quote: str) -> float:
-    """Share of the claim's content words (stemmed) that the quote contains."""
+    """Share of the claim's (or question's) content words, stemmed, that the quote contains."""
     wanted = set(tokenize(claim))
     return len(wanted & set(tokenize(quote))) / len(wanted) if wanted else 0.0
 
@@ -43,7 +43,11 @@ def support_score(claim: str, quotes: Sequence[str], embedder: Embedder | None) 
         return max(word_support(claim, quote) for quote in quotes)
     vectors = embedder.encode([claim, *quotes])
     cosines = vectors[1:] @ vectors[0]
-    return float(max(COSINE_SHARE * c + (1 - COSINE_SHARE) * word_support(claim, q) for c, q in zip(cosines, quotes)))
+    blended = [
+        COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * word_support(claim, q)
+        for c, q in zip(cosines, quotes, strict=True)
+    ]
+    return max(blended)
 
 
 def split_claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:

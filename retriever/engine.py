@@ -54,7 +54,9 @@ class Engine:
     def _load(self) -> None:
         with self._lock:
             index = load_index(self.root, self.embedder)
-            self._searcher = HybridSearcher(DenseSearcher(index, self.embedder), LexicalSearcher(index), self.settings.search)
+            self._searcher = HybridSearcher(
+                DenseSearcher(index, self.embedder), LexicalSearcher(index), self.settings.search
+            )
             self._index = index
 
     def search(self, question: str, k: int = 10) -> list[Hit]:

@@ -17,8 +17,28 @@ _LEANS_BACK = re.compile(
     r"|\b(it|its|they|them|their|theirs|he|him|his|she|her|this|that|these|those|there|then|the same)\b",
     re.IGNORECASE,
 )
-_QUESTION_WORDS = {"what", "who", "whom", "whose", "when", "where", "why", "how", "which", "did", "does", "do", "is",
-                   "are", "was", "were", "can", "could", "would", "should"}
+_QUESTION_WORDS = {
+    "what",
+    "who",
+    "whom",
+    "whose",
+    "when",
+    "where",
+    "why",
+    "how",
+    "which",
+    "did",
+    "does",
+    "do",
+    "is",
+    "are",
+    "was",
+    "were",
+    "can",
+    "could",
+    "would",
+    "should",
+}
 _MAX_WORDS = 12  # a follow-up is short; a long question stands on its own
 
 

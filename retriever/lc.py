@@ -1,9 +1,9 @@
 """cite's hybrid retriever as a LangChain `BaseRetriever`, to drop into any LCEL chain.
 
-    from retriever.lc import CiteRetriever
-    retriever = CiteRetriever.from_index(".cite/index", k=5)
-    docs = retriever.invoke("Who proposed a CSO joint command?")
-    docs[0].metadata  # {"doc", "start", "end", "rank", "score", "scores": {...}}
+from retriever.lc import CiteRetriever
+retriever = CiteRetriever.from_index(".cite/index", k=5)
+docs = retriever.invoke("Who proposed a CSO joint command?")
+docs[0].metadata  # {"doc", "start", "end", "rank", "score", "scores": {...}}
 """
 
 from __future__ import annotations

@@ -79,7 +79,9 @@ class LexicalSearcher:
     def search(self, query: str, k: int) -> list[Hit]:
         scores = self.scores(query)
         rows = top_rows(scores, k)
-        return [Hit(self.index.passages[r], float(scores[r]), {"bm25": float(scores[r])}) for r in rows if scores[r] > 0]
+        return [
+            Hit(self.index.passages[r], float(scores[r]), {"bm25": float(scores[r])}) for r in rows if scores[r] > 0
+        ]
 
 
 def top_rows(scores: np.ndarray, k: int) -> np.ndarray:

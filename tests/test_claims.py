@@ -23,7 +23,11 @@ def test_generated_claims_are_checked_against_what_they_cite():
         Citation(2, "d", 41, 90, "Bees make honey from nectar."),
     ]
     claims = check_claims(
-        [("Nine countries signed the CST in 1993.", (1,)), ("The CST was signed on the Moon.", (2,)), ("Unsourced.", ())],
+        [
+            ("Nine countries signed the CST in 1993.", (1,)),
+            ("The CST was signed on the Moon.", (2,)),
+            ("Unsourced.", ()),
+        ],
         citations,
         FakeEmbedder(),
     )

@@ -124,7 +124,7 @@ def test_sigkill_during_real_indexing_never_breaks_the_index(seeds_copy, tmp_pat
     before = sorted(read_index(root).documents)
     text = (SEEDS / "001_f6a76877249cae30.txt").read_text(encoding="utf-8")
     for i in range(12):  # enough new text that a build takes several seconds
-        (seeds_copy / f"copy{i}.txt").write_text(f"Copy {i}.\n\n{text[i * 1000:]}", encoding="utf-8")
+        (seeds_copy / f"copy{i}.txt").write_text(f"Copy {i}.\n\n{text[i * 1000 :]}", encoding="utf-8")
     rng = random.Random(11)
     survived = 0
     for _ in range(5):
@@ -157,3 +157,13 @@ def test_writer_lock_is_released_after_a_crash_of_its_holder(tmp_path):
     with pytest.raises(IndexBusy):
         with writer_lock(root), writer_lock(root):
             pass
+
+
+@pytest.mark.slow
+def test_server_under_concurrent_load_answers_everything(seed_index, tmp_path):
+    from bench.load import main as load
+
+    result = load(["--users", "6", "--seconds", "10", "--index", str(seed_index), "--out", str(tmp_path / "load.json")])
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["requests"] >= 10
+    assert result["responsive_after_ms"] is not None

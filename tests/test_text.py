@@ -69,7 +69,7 @@ def test_passages_overlap_by_one_sentence_and_cover_the_document():
     original = " ".join(f"Sentence number {i} says something about topic {i}." for i in range(100))
     passages = split_document(Document("d", original), SplitSettings(max_chars=200, overlap_sentences=1))
     assert passages[0].start == 0 and passages[-1].end == len(original)
-    for before, after in zip(passages, passages[1:]):
+    for before, after in zip(passages, passages[1:], strict=False):
         assert after.start < before.end  # overlap
         assert after.start > before.start  # progress
 

@@ -52,7 +52,7 @@ def server(seed_index, tmp_path_factory):
             break
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError((root.parent / "server.log").read_text())
+                raise RuntimeError((root.parent / "server.log").read_text()) from None
             time.sleep(0.5)
     yield url
     process.terminate()

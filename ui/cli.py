@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_eval)
 
     serve = sub.add_parser("serve", help="start the chat UI")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument("--expose", action="store_true", help="allow a --host other than loopback (others can connect)")
     serve.add_argument(
@@ -227,7 +229,7 @@ def format_answer(answer: Any) -> str:
     lines = [answer.text, "", "Sources:"]
     for citation in answer.citations:
         quote = " ".join(citation.quote.split())
-        lines.append(f"[{citation.n}] {citation.doc}:{citation.start}-{citation.end}  \"{_clip(quote, 200)}\"")
+        lines.append(f'[{citation.n}] {citation.doc}:{citation.start}-{citation.end}  "{_clip(quote, 200)}"')
     unsupported = [claim for claim in answer.claims if not claim.supported]
     for claim in unsupported:
         lines.append(f"⚠ not supported by its citation (support {claim.support:.2f}): {_clip(claim.text, 160)}")

@@ -8,8 +8,8 @@ The same functions are HTTP endpoints for programs: /ask, /search, /documents.
 from __future__ import annotations
 
 import threading
-from html import escape
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +77,10 @@ class Backend:
         for path in paths:
             loaded = load_paths([Path(path)])
             problems += [f"{Path(s.path).name}: {s.reason}" for s in loaded.skipped]
-            documents += [
-                _as_upload(d) for d in loaded.documents
-            ]
+            documents += [_as_upload(d) for d in loaded.documents]
         if not documents:
             return [], problems or ["No file to add."]
-        report = build_index(
-            documents, self.root, self.embedder, SplitSettings(**self._split()), progress, scope=set()
-        )
+        report = build_index(documents, self.root, self.embedder, SplitSettings(**self._split()), progress, scope=set())
         return report.added + report.changed, problems
 
     def remove(self, names: Sequence[str]) -> list[str]:
@@ -215,7 +211,9 @@ def _ask_tab(backend: Backend) -> None:
         trigger(respond, [question, chat], outputs, api_visibility="private").then(None, js=SCROLL_TO_CURRENT)
 
     citation_pick.input(
-        lambda n, data: _citation_document(backend, data, n), [citation_pick, answer_state], document,
+        lambda n, data: _citation_document(backend, data, n),
+        [citation_pick, answer_state],
+        document,
         api_visibility="private",
     ).then(None, js=SCROLL_TO_CURRENT)
     clear.click(
@@ -245,7 +243,9 @@ def _search_tab(backend: Backend) -> None:
     hits_state = gr.State([])
     gr.Markdown("Citation lookup: type a phrase or a claim; get the passages that state it, ranked, with their places.")
     with gr.Row():
-        query = gr.Textbox(show_label=False, placeholder="e.g. Nine countries signed the treaty", scale=5, elem_id="search-query")
+        query = gr.Textbox(
+            show_label=False, placeholder="e.g. Nine countries signed the treaty", scale=5, elem_id="search-query"
+        )
         k = gr.Slider(1, 30, value=8, step=1, label="passages", scale=1)
         go = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
     search_error = gr.Markdown(visible=False, elem_classes=["error"], elem_id="search-error")
@@ -261,8 +261,16 @@ def _search_tab(backend: Backend) -> None:
             hits = backend.engine().search(text, int(k_value))
         except CiteError as error:
             return gr.update(), gr.update(), gr.update(), [], _error(str(error))
-        choices = [(f"#{i} {h.passage.doc} · {h.passage.start:,}–{h.passage.end:,}", str(i)) for i, h in enumerate(hits, 1)]
-        return render.hits_list(hits), gr.update(choices=choices, value=None, visible=bool(hits)), "", hits_json(hits), _error()
+        choices = [
+            (f"#{i} {h.passage.doc} · {h.passage.start:,}–{h.passage.end:,}", str(i)) for i, h in enumerate(hits, 1)
+        ]
+        return (
+            render.hits_list(hits),
+            gr.update(choices=choices, value=None, visible=bool(hits)),
+            "",
+            hits_json(hits),
+            _error(),
+        )
 
     def open_result(choice: str | None, hits: list[dict[str, Any]]):
         if not choice or not hits:
@@ -280,7 +288,9 @@ def _search_tab(backend: Backend) -> None:
 
 
 def _documents_tab(backend: Backend, tab: gr.Tab) -> None:
-    table = gr.Dataframe(headers=list(DOCUMENT_COLUMNS), value=backend.document_rows(), interactive=False, elem_id="documents-table")
+    table = gr.Dataframe(
+        headers=list(DOCUMENT_COLUMNS), value=backend.document_rows(), interactive=False, elem_id="documents-table"
+    )
     with gr.Row(equal_height=False):
         with gr.Column():
             files = gr.File(
@@ -290,15 +300,19 @@ def _documents_tab(backend: Backend, tab: gr.Tab) -> None:
             )
             add = gr.Button("Add to index", variant="primary", elem_id="add-button")
         with gr.Column():
-            names = gr.Dropdown(label="Remove documents", multiselect=True, choices=_names(backend), elem_id="remove-pick")
+            names = gr.Dropdown(
+                label="Remove documents", multiselect=True, choices=_names(backend), elem_id="remove-pick"
+            )
             remove = gr.Button("Remove from index", variant="stop", elem_id="remove-button")
     status = gr.Markdown(elem_id="documents-status")
 
     def add_files(paths: list[str] | None, progress=gr.Progress()):
         if not paths:
             return "⚠ Choose one or more files first.", gr.update(), gr.update(), None
+
         def report(done: int, total: int) -> None:
             progress(done / max(total, 1), desc=f"Embedding {done}/{total}")
+
         try:
             changed, problems = backend.add_files(paths, report)
         except CiteError as error:
@@ -321,8 +335,12 @@ def _documents_tab(backend: Backend, tab: gr.Tab) -> None:
 
     add.click(add_files, files, [status, table, names, files], api_visibility="private")
     remove.click(remove_documents, names, [status, table, names], api_visibility="private")
-    tab.select(lambda: (backend.document_rows(), gr.update(choices=_names(backend))), None, [table, names],
-               api_visibility="private")
+    tab.select(
+        lambda: (backend.document_rows(), gr.update(choices=_names(backend))),
+        None,
+        [table, names],
+        api_visibility="private",
+    )
 
 
 def _eval_tab(backend: Backend) -> None:
@@ -331,8 +349,9 @@ def _eval_tab(backend: Backend) -> None:
         '`{"id", "question", "doc", "evidence"}` lines (`evidence: null` for questions the documents cannot answer).'
     )
     with gr.Row():
-        questions = gr.File(label="Question file (.jsonl); empty: the seed questions", file_types=[".jsonl"],
-                            elem_id="eval-file")
+        questions = gr.File(
+            label="Question file (.jsonl); empty: the seed questions", file_types=[".jsonl"], elem_id="eval-file"
+        )
         run = gr.Button("Run eval", variant="primary", elem_id="eval-button")
     table = gr.Markdown(elem_id="eval-table")
     plot = gr.Image(label="Recall@k", type="filepath", elem_id="eval-plot", visible=False)
@@ -345,8 +364,9 @@ def _eval_tab(backend: Backend) -> None:
         progress(0, desc="Running the questions")
         try:
             engine = backend.engine()
-            report = evaluate_questions(Path(path) if path else SEED_QUESTIONS, backend.root, engine.embedder,
-                                        engine.settings)
+            report = evaluate_questions(
+                Path(path) if path else SEED_QUESTIONS, backend.root, engine.embedder, engine.settings
+            )
         except CiteError as error:
             return f"⚠ {error}", gr.update(visible=False)
         markdown, png = write_report(report)

