@@ -51,10 +51,11 @@ class AnswerSettings:
     passages: int = 4  # top passages the answer sentences are drawn from
     max_sentences: int = 3
     coverage_passages: int = 3  # top passages whose words count as covering the question
-    # Logistic weights (best-sentence cosine, top-passage cosine, IDF word coverage, bias),
+    # Logistic weights (best-sentence cosine, top-passage cosine, IDF word coverage in the top
+    # passages, IDF share of question words known to the index at all, bias),
     # fitted on seeds/questions.jsonl by `python -m eval.calibrate`; see README "Abstention".
-    confidence_weights: tuple[float, float, float, float] = (1.9, 0.88, 3.38, -3.28)
-    min_confidence: float = 0.475  # below this the answer abstains (best balanced accuracy)
+    confidence_weights: tuple[float, ...] = (1.63, 0.7, 2.62, 2.1, -4.19)
+    min_confidence: float = 0.449  # below this the answer abstains (best balanced accuracy)
 
     def __post_init__(self) -> None:
         if self.max_sentences < 1:

@@ -72,6 +72,7 @@ def evidence_for(
         sentence=ranked[0].cosine if ranked else 0.0,
         passage=hits[0].scores.get("dense", 0.0) if hits else 0.0,
         coverage=coverage(index, question, [hit.passage.text for hit in hits[: settings.coverage_passages]]),
+        known=coverage(index, question, None),
     )
 
 

@@ -1,10 +1,11 @@
-"""How sure are we that the documents answer the question? Three signals, one calibrated score.
+"""How sure are we that the documents answer the question? Four signals, one calibrated score.
 
 - sentence: cosine of the best answer sentence to the question,
 - passage: cosine of the top passage,
 - coverage: the IDF-weighted share of the question's words found in the top passages, so a
-  question about something the documents never mention ("the population of Kazakhstan")
-  scores low even when its other words match well.
+  question about something the passages never mention scores low even when its other
+  words match well,
+- known: the same share over the whole index (a word no document uses weighs heavily).
 
 The weights are fitted by logistic regression on an eval set with answerable and
 unanswerable questions (`python -m eval.calibrate`), not set by hand.
@@ -27,9 +28,10 @@ class Evidence:
     sentence: float
     passage: float
     coverage: float
+    known: float  # IDF-weighted share of the question's words that occur anywhere in the index
 
     def vector(self) -> np.ndarray:
-        return np.array([self.sentence, self.passage, self.coverage], dtype=np.float64)
+        return np.array([self.sentence, self.passage, self.coverage, self.known], dtype=np.float64)
 
 
 def idf(index: StoredIndex, token: str) -> float:
@@ -41,19 +43,21 @@ def idf(index: StoredIndex, token: str) -> float:
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
-def coverage(index: StoredIndex, question: str, texts: Sequence[str]) -> float:
-    """IDF-weighted share of the question's (stemmed, non-stopword) words present in `texts`."""
+def coverage(index: StoredIndex, question: str, texts: Sequence[str] | None) -> float:
+    """IDF-weighted share of the question's (stemmed, non-stopword) words present in `texts`
+    (None: anywhere in the index)."""
     wanted = set(tokenize(question))
     if not wanted:
         return 0.0
-    present = set(tokenize(" ".join(texts)))
+    vocab = index.bm25.vocab_dict
+    present = set(tokenize(" ".join(texts))) if texts is not None else {t for t in wanted if t in vocab}
     weights = {token: idf(index, token) for token in wanted}
     total = sum(weights.values())
     return sum(w for token, w in weights.items() if token in present) / total if total else 0.0
 
 
 def confidence(evidence: Evidence, weights: Sequence[float]) -> float:
-    """Logistic score in (0, 1): weights are (sentence, passage, coverage, bias)."""
+    """Logistic score in (0, 1): weights are (sentence, passage, coverage, known, bias)."""
     *w, bias = weights
     z = float(np.dot(evidence.vector(), np.asarray(w))) + bias
     return 1.0 / (1.0 + math.exp(-z))
