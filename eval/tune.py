@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     vectors = {qid: matrix[i : i + 1] for i, qid in enumerate(queries)}
     dense, lexical = DenseSearcher(index, embedder), LexicalSearcher(index)
     scored = []
+    k = 100 if args.beir else 10
     for settings in grid():
         searcher = HybridSearcher(dense, lexical, replace(settings))
-        run = run_queries(searcher.search_with_vector, queries, vectors, 100 if args.beir else 10, by_document, drop_self)
+        run = run_queries(searcher.search_with_vector, queries, vectors, k, by_document, drop_self)
         scored.append((evaluate(run, qrels, (metric,))[metric], settings))
     scored.sort(key=lambda item: -item[0])
     for value, settings in scored[: args.top]:
