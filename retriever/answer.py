@@ -51,15 +51,27 @@ class Scored:
 
 
 def rank_sentences(
-    question: str, question_vector: np.ndarray, hits: list[Hit], index: StoredIndex, settings: AnswerSettings
+    question: str,
+    question_vector: np.ndarray,
+    hits: list[Hit],
+    index: StoredIndex,
+    settings: AnswerSettings,
+    asked: tuple[str, np.ndarray] | None = None,
 ) -> list[Scored]:
-    """Candidate answer sentences from the top hits, best first."""
+    """Candidate answer sentences from the top hits, best first.
+
+    `asked` is what the user typed (and its vector) when `question` was completed from an
+    earlier turn: the follow-up's own meaning and words ("who supported it") count as much as
+    the carried subject, or every answer would repeat the previous one."""
     candidates = _unique_sentences(s for hit in hits[: settings.passages] for s in hit_sentences(hit, index))
     if not candidates:
         return []
-    cosines = np.vstack([s.vector for s in candidates]) @ question_vector[0]
+    vectors = np.vstack([s.vector for s in candidates])
+    cosines = vectors @ question_vector[0]
+    if asked is not None:
+        cosines = 0.5 * cosines + 0.5 * (vectors @ asked[1][0])
     scored = [
-        Scored(s, COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * word_support(question, s.text), float(c))
+        Scored(s, COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * word_support(asked[0] if asked else question, s.text), float(c))
         for s, c in zip(candidates, cosines, strict=True)
     ]
     return sorted(scored, key=lambda x: -x.score)
@@ -77,11 +89,16 @@ def evidence_for(
 
 
 def extractive_answer(
-    question: str, question_vector: np.ndarray, hits: list[Hit], index: StoredIndex, settings: AnswerSettings
+    question: str,
+    question_vector: np.ndarray,
+    hits: list[Hit],
+    index: StoredIndex,
+    settings: AnswerSettings,
+    asked: tuple[str, np.ndarray] | None = None,
 ) -> Answer:
     """Picks the sentences of the top hits that best answer the question, cites each one,
     and abstains when the calibrated confidence is below `settings.min_confidence`."""
-    ranked = rank_sentences(question, question_vector, hits, index, settings)
+    ranked = rank_sentences(question, question_vector, hits, index, settings, asked)
     score = confidence(evidence_for(question, ranked, hits, index, settings), settings.confidence_weights)
     if not ranked or score < settings.min_confidence:
         return _abstain(question, hits, score)

@@ -68,7 +68,7 @@ class Engine:
     def ask(self, question: str, k: int = 10, history: Sequence[str] = ()) -> Answer:
         """Answers `question`; `history` holds the user's earlier questions, oldest first,
         so a follow-up ("And who opposed it?") is made standalone before retrieval."""
-        question = check_question(question)
+        question = asked = check_question(question)
         if self.chat_model is not None and history:
             from retriever.generate import rewrite_question  # LangChain loads only when a model is used
 
@@ -78,9 +78,11 @@ class Engine:
         self.refresh()
         searcher, index = self._searcher, self._index
         assert searcher is not None and index is not None
-        vector = self.embedder.encode([question])
+        vectors = self.embedder.encode([question] if asked == question else [question, asked])
+        vector = vectors[:1]
         hits = searcher.search_with_vector(question, vector, k)
-        extractive = extractive_answer(question, vector, hits, index, self.settings.answer)
+        follow_up = (asked, vectors[1:]) if asked != question else None
+        extractive = extractive_answer(question, vector, hits, index, self.settings.answer, follow_up)
         # Abstention rests on retrieval evidence, with or without a model: a model is never
         # asked to answer from passages that do not hold the answer.
         if self.chat_model is None or extractive.abstained:

@@ -74,3 +74,9 @@ def test_abstains_when_the_documents_do_not_answer(seed_engine, question):
 def test_empty_question_is_refused(seed_engine):
     with pytest.raises(BadQuestion, match="empty"):
         seed_engine.ask(" \t\n")
+
+
+def test_follow_up_answers_the_new_question_about_the_old_subject(seed_engine):
+    answer = seed_engine.ask("And who supported it?", history=["Who proposed the creation of a CSO joint command?"])
+    assert "CSO" in answer.question  # made standalone before retrieval
+    assert "Lukashenka supported it" in answer.citations[0].quote
