@@ -71,7 +71,11 @@ def rank_sentences(
     if asked is not None:
         cosines = 0.5 * cosines + 0.5 * (vectors @ asked[1][0])
     scored = [
-        Scored(s, COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * word_support(asked[0] if asked else question, s.text), float(c))
+        Scored(
+            s,
+            COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * word_support(asked[0] if asked else question, s.text),
+            float(c),
+        )
         for s, c in zip(candidates, cosines, strict=True)
     ]
     return sorted(scored, key=lambda x: -x.score)

@@ -96,3 +96,9 @@ def test_binary_file_is_refused_and_nothing_is_lost(tmp_path, seed_index):
     result = cite("index", junk, "--index", tmp_path / "index")
     assert result.returncode == 1
     assert "junk.txt: looks binary" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_stays_on_loopback_unless_exposed():
+    result = cite("serve", "--host", "0.0.0.0", "--index", "/nonexistent")
+    assert result.returncode == 1
+    assert "--expose" in result.stderr and "Traceback" not in result.stderr

@@ -59,3 +59,11 @@ def test_symlink_out_of_the_folder_is_not_followed(tmp_path):
 def test_missing_path_is_reported(tmp_path):
     loaded = load_paths([tmp_path / "nope"])
     assert loaded.skipped[0].reason == "no such file or folder"
+
+
+def test_upload_names_cannot_leave_the_uploads_folder():
+    from core.types import Document
+    from ui.web import _as_upload
+
+    upload = _as_upload(Document("../../etc/evil.txt", "text"))
+    assert upload.doc == "uploads/evil.txt" and upload.source == "upload"

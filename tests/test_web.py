@@ -198,3 +198,49 @@ def test_eval_tab_runs_the_seed_questions_and_plots(page):
     assert "hit@1" in table and "answered" in table
     page.wait_for_selector("#eval-plot img")
     shot(page, "9-eval")
+
+
+def test_http_api_answers_programs(server):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    answer = client.predict("Who publishes the Monitor?", [], api_name="/ask")
+    assert "Jamestown Foundation" in answer["answer"]
+    assert {"citations", "claims", "hits", "confidence", "abstained"} <= set(answer)
+    hits = client.predict("Gazprom", 3, api_name="/search")["hits"]
+    assert len(hits) == 3 and hits[0]["rank"] == 1
+    names = [row["document"] for row in client.predict(api_name="/documents")]
+    assert "004_9fdd055095dae421.txt" in names
+
+
+def test_missing_index_is_explained_in_the_page(browser, tmp_path):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "serve", "--index", str(tmp_path / "none"), "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        deadline = time.time() + 120
+        while True:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/")
+                break
+            except Exception:  # noqa: BLE001 (not listening yet)
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        page.wait_for_selector("#question textarea")
+        ask(page, "Who publishes the Monitor?")
+        error = page.locator("#ask-error")
+        error.wait_for(state="visible")
+        assert "No index" in error.inner_text() and "Documents tab" in error.inner_text()
+        shot(page, "10-missing-index")
+        context.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
