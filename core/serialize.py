@@ -8,8 +8,10 @@ from core.types import Answer, Hit
 
 
 def hit_json(hit: Hit, rank: int) -> dict[str, Any]:
-    """`{"rank", "doc", "start", "end", "text", "score", "scores"}`; rank counts from 1."""
+    """`{"rank", "doc", "start", "end", "text", "score", "scores"}`, plus `"sentence": {"start",
+    "end"}` (the passage's sentence closest to the question) when known; rank counts from 1."""
     passage = hit.passage
+    extra = {"sentence": {"start": hit.sentence[0], "end": hit.sentence[1]}} if hit.sentence else {}
     return {
         "rank": rank,
         "doc": passage.doc,
@@ -18,6 +20,7 @@ def hit_json(hit: Hit, rank: int) -> dict[str, Any]:
         "text": passage.text,
         "score": round(hit.score, 6),
         "scores": {name: round(value, 6) for name, value in hit.scores.items()},
+        **extra,
     }
 
 

@@ -44,6 +44,7 @@ class Hit:
     passage: Passage
     score: float
     scores: dict[str, float] = field(default_factory=dict)
+    sentence: tuple[int, int] | None = None  # original span of its best-matching sentence
 
 
 @dataclass(frozen=True)

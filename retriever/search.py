@@ -115,11 +115,12 @@ class HybridSearcher:
         ordered = sorted(rows)
         ids = [index.passages[r].id for r in ordered]
         cosines = np.asarray(index.vectors[ordered], dtype=np.float32) @ vector[0]
+        best = dict(zip(ids, best_sentences(index, ordered, vector[0]), strict=True))
         scores = {
             "dense": dict(zip(ids, map(float, cosines), strict=True)),
             # A zero BM25 score means "no query word": no rank at all, not a tie for last.
             "bm25": {pid: float(bm25_all[r]) for pid, r in zip(ids, ordered, strict=True) if bm25_all[r] > 0},
-            "sentence": dict(zip(ids, best_sentence_scores(index, ordered, vector[0]), strict=True)),
+            "sentence": {pid: cosine for pid, (cosine, _) in best.items()},
         }
         weights = {
             "dense": self.settings.dense_weight,
@@ -137,15 +138,24 @@ class HybridSearcher:
                 index.passages[index.row_of[pid]],
                 score,
                 {**{name: scores[name].get(pid, 0.0) for name in scores}, "fused": score},
+                best[pid][1],
             )
             for pid, score in ranked
         ]
 
 
-def best_sentence_scores(index: StoredIndex, rows: list[int], query_vector: np.ndarray) -> list[float]:
-    """For each passage row, the cosine of its best-matching sentence (0 if it has none)."""
-    best = []
+def best_sentences(
+    index: StoredIndex, rows: list[int], query_vector: np.ndarray
+) -> list[tuple[float, tuple[int, int] | None]]:
+    """For each passage row, its best-matching sentence: (cosine, original span), or
+    (0, None) for a passage without sentences."""
+    best: list[tuple[float, tuple[int, int] | None]] = []
     for row in rows:
-        _, vectors = index.sentences_of(row)
-        best.append(float(np.max(vectors @ query_vector)) if len(vectors) else 0.0)
+        spans, vectors = index.sentences_of(row)
+        if not len(vectors):
+            best.append((0.0, None))
+            continue
+        cosines = vectors @ query_vector
+        top = int(np.argmax(cosines))
+        best.append((float(cosines[top]), (int(spans[top][0]), int(spans[top][1]))))
     return best

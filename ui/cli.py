@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cite: interrupted; the last complete index is untouched.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cite search ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -190,7 +193,8 @@ def _search(args: argparse.Namespace) -> int:
             out = {"hits": hits_json(hits)}
             print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
         else:
-            print(_format_hits(hits) or "No passage matches.")
+            texts = {h.passage.doc: engine.index.documents[h.passage.doc].text for h in hits}
+            print(_format_hits(hits, texts) or "No passage matches.")
     return 0
 
 
@@ -209,12 +213,22 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_hits(hits: Any) -> str:
+def _format_hits(hits: Any, texts: dict[str, str] | None = None) -> str:
+    """Each passage's place and scores, then the sentence that best matches (given the
+    documents' texts) or the start of the passage."""
+    from ui.render import sentence_text
+
     lines = []
     for rank, hit in enumerate(hits, start=1):
         scores = "  ".join(f"{name} {value:.3f}" for name, value in hit.scores.items())
         lines.append(f"{rank:>2}. {hit.passage.doc}:{hit.passage.start}-{hit.passage.end}  ({scores})")
-        lines.append(f"    {_clip(hit.passage.text, 300)}")
+        if texts and hit.sentence and hit.passage.doc in texts:
+            start, end = hit.sentence
+            lines.append(
+                f'    {hit.passage.doc}:{start}-{end}  "{sentence_text(texts[hit.passage.doc], hit.sentence)}"'
+            )
+        else:
+            lines.append(f"    {_clip(hit.passage.text, 300)}")
     return "\n".join(lines)
 
 

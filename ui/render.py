@@ -6,9 +6,10 @@ text and never runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
+from core.text import normalise
 from core.types import Answer, Citation, Hit
 
 _SCORE_NAMES = (("dense", "dense"), ("bm25", "BM25"), ("sentence", "sentence"), ("fused", "fused"))
@@ -66,34 +67,45 @@ def sources_panel(answer: Answer | None) -> str:
     return "".join(cards)
 
 
-def hits_list(hits: Sequence[Hit]) -> str:
-    """Search results: ranked passages with their places and scores."""
+def hits_list(hits: Sequence[Hit], texts: Mapping[str, str] | None = None) -> str:
+    """Search results: ranked passages with their places and scores, and (given the
+    documents' texts) the sentence closest to the question highlighted."""
     if not hits:
         return '<div class="empty">No passage matches.</div>'
-    return "".join(_hit_card(hit, rank) for rank, hit in enumerate(hits, start=1))
+    return "".join(_hit_card(hit, rank, texts) for rank, hit in enumerate(hits, start=1))
+
+
+def sentence_text(original: str, span: tuple[int, int]) -> str:
+    """A sentence's source span as the normalised text passages are shown in."""
+    return normalise(original[span[0] : span[1]]).text.replace("\n\n", " ")
 
 
 def document_view(doc: str, text: str, spans: Sequence[tuple[int, int]], current: tuple[int, int] | None) -> str:
-    """The whole original document, every cited span marked and the current one highlighted."""
+    """The whole original document, every span in `spans` marked and `current` highlighted
+    (it may lie inside a marked span, like a sentence inside its passage)."""
+    bounds = sorted({0, len(text), *(p for span in spans for p in span), *(current or ())})
     pieces = []
-    position = 0
-    for start, end in sorted(set(spans) | ({current} if current else set())):
-        if start < position:
-            continue  # overlapping spans: the first one wins
-        pieces.append(escape(text[position:start]))
-        css = "current" if (start, end) == current else "cited"
-        pieces.append(f'<mark class="{css}">{escape(text[start:end])}</mark>')
-        position = end
-    pieces.append(escape(text[position:]))
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        piece = escape(text[start:end])
+        if current and current[0] <= start and end <= current[1]:
+            pieces.append(f'<mark class="current">{piece}</mark>')
+        elif any(a <= start and end <= b for a, b in spans):
+            pieces.append(f'<mark class="cited">{piece}</mark>')
+        else:
+            pieces.append(piece)
     return f'<div class="doc-title">{escape(doc)}</div><div class="doc-text" id="doc-text">{"".join(pieces)}</div>'
 
 
-def _hit_card(hit: Hit, rank: int) -> str:
+def _hit_card(hit: Hit, rank: int, texts: Mapping[str, str] | None = None) -> str:
     passage = hit.passage
+    if texts and hit.sentence and passage.doc in texts:
+        body = _passage_with_mark(passage.text, sentence_text(texts[passage.doc], hit.sentence))
+    else:
+        body = escape(passage.text)
     return (
         f'<div class="card"><div class="card-head"><span class="marker">#{rank}</span> '
         f"{location(passage.doc, passage.start, passage.end)}</div>"
-        f'<div class="passage">{escape(passage.text)}</div>{scores_line(hit.scores)}</div>'
+        f'<div class="passage">{body}</div>{scores_line(hit.scores)}</div>'
     )
 
 

@@ -258,14 +258,16 @@ def _search_tab(backend: Backend) -> None:
 
     def show_results(text: str, k_value: float):
         try:
-            hits = backend.engine().search(text, int(k_value))
+            engine = backend.engine()
+            hits = engine.search(text, int(k_value))
+            texts = {h.passage.doc: engine.index.documents[h.passage.doc].text for h in hits}
         except CiteError as error:
             return gr.update(), gr.update(), gr.update(), [], _error(str(error))
         choices = [
             (f"#{i} {h.passage.doc} · {h.passage.start:,}–{h.passage.end:,}", str(i)) for i, h in enumerate(hits, 1)
         ]
         return (
-            render.hits_list(hits),
+            render.hits_list(hits, texts),
             gr.update(choices=choices, value=None, visible=bool(hits)),
             "",
             hits_json(hits),
@@ -280,7 +282,10 @@ def _search_tab(backend: Backend) -> None:
             text = backend.engine().index.documents[hit["doc"]].text
         except (CiteError, KeyError):
             return f'<div class="empty">{escape(hit["doc"])} is no longer indexed.</div>'
-        return render.document_view(hit["doc"], text, [], (hit["start"], hit["end"]))
+        # The passage is marked; the sentence closest to the query is the highlight.
+        sentence = hit.get("sentence")
+        current = (sentence["start"], sentence["end"]) if sentence else (hit["start"], hit["end"])
+        return render.document_view(hit["doc"], text, [(hit["start"], hit["end"])], current)
 
     for trigger in (go.click, query.submit):
         trigger(show_results, [query, k], [results, pick, document, hits_state, search_error], api_visibility="private")

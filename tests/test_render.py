@@ -1,0 +1,18 @@
+from core.types import Hit, Passage
+from ui.render import document_view, hits_list
+
+
+def test_document_view_highlights_a_sentence_inside_its_passage_and_escapes_html():
+    text = "Intro. <b>Bold</b> claim here. Outro."
+    html = document_view("d.txt", text, [(7, 30)], (7, 30))
+    assert '<mark class="current">&lt;b&gt;Bold&lt;/b&gt; claim here.</mark>' in html
+    nested = document_view("d.txt", text, [(0, 30)], (7, 30))
+    assert '<mark class="cited">Intro. </mark><mark class="current">' in nested
+    assert "<b>" not in html
+
+
+def test_search_card_marks_the_best_sentence():
+    text = "First sentence here. The treaty was signed in 1993. Last one."
+    hit = Hit(Passage("p", "d.txt", 0, len(text), text), 1.0, {"dense": 0.5}, sentence=(21, 51))
+    html = hits_list([hit], {"d.txt": text})
+    assert "<mark>The treaty was signed in 1993.</mark>" in html
