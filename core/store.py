@@ -38,6 +38,7 @@ DEFAULT_INDEX = Path(".cite/index")
 _CURRENT = "CURRENT"
 _MANIFEST = "manifest.json"
 SENTENCE_ARRAYS = ("sentence_offsets", "sentence_spans", "sentence_vectors")
+HNSW_EF_SEARCH = 128  # candidates explored per query in an HNSW index (recall vs speed)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,8 @@ def read_index(root: Path, verify: bool = True) -> StoredIndex:
         vectors = np.load(version / "vectors.npy", mmap_mode="r")
         sentences = [np.load(version / f"{name}.npy", mmap_mode="r") for name in SENTENCE_ARRAYS]
         dense = faiss.read_index(str(version / "dense.faiss"))
+        if hasattr(dense, "hnsw"):
+            dense.hnsw.efSearch = HNSW_EF_SEARCH
         bm25 = bm25s.BM25.load(str(version / "bm25"), mmap=True)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise IndexCorrupt(f"Index at {version} could not be read ({error}); run `cite index` to rebuild.") from None

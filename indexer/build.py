@@ -30,6 +30,7 @@ from indexer.splitter import split_document
 # Called with (texts embedded so far, texts to embed in all): passages, then their sentences.
 Progress = Callable[[int, int], None]
 EMBED_BATCH = 128
+HNSW_FROM = 200_000  # passages; below this exact search answers in under ~30 ms on 2 cores
 
 
 @dataclass(frozen=True)
@@ -274,19 +275,32 @@ def _manifest(
         model_fingerprint=embedder.fingerprint,
         tokenizer=TOKENIZER_NAME,
         split=asdict(split),
-        dense_index="flat-ip",
+        dense_index=dense_index_kind(len(passages)),
         documents=records,
         files={},
         created_at=now,
     )
 
 
+def dense_index_kind(count: int) -> str:
+    """Exact search while it is fast enough; a graph index beyond (see bench/scale.py)."""
+    return "flat-ip" if count <= HNSW_FROM else "hnsw32-ip"
+
+
 def _dense_index(vectors: np.ndarray):
-    """Exact inner product over unit vectors (= cosine)."""
+    """Exact inner product over unit vectors (= cosine), or HNSW for large collections.
+
+    The hybrid searcher rescores every candidate with exact cosines from the stored
+    vectors, so HNSW's approximation only affects which passages become candidates."""
     import faiss
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if dense_index_kind(len(vectors)) == "flat-ip":
+        index = faiss.IndexFlatIP(vectors.shape[1])
+    else:
+        index = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+    index.add(vectors)
     return index
 
 

@@ -155,3 +155,15 @@ def test_reindexing_one_source_keeps_documents_from_others(corpus, tmp_path, fak
     report = build_index([], root, fake_embedder, SplitSettings(), scope=set(), remove={"uploads/owls.txt"})
     assert report.removed == ["uploads/owls.txt"]
     assert sorted(read_index(root).documents) == ["bees.txt"]
+
+
+def test_large_collections_get_an_hnsw_index_that_finds_the_same_passages(corpus, tmp_path, fake_embedder, monkeypatch):
+    import indexer.build
+
+    monkeypatch.setattr(indexer.build, "HNSW_FROM", 1)
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    index = load_index(root, fake_embedder)
+    assert index.manifest.dense_index == "hnsw32-ip" and hasattr(index.dense, "hnsw")
+    hits = DenseSearcher(index, fake_embedder).search("longest river in Europe", 1)
+    assert hits[0].passage.doc == "rivers.md"

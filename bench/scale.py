@@ -1,0 +1,205 @@
+"""How cost grows with the collection: FAISS index kinds at 10k, 100k and 1M vectors, and
+cite's whole search path and incremental add at 100k passages.
+
+    python -m bench.scale [--sizes 10000 100000 1000000]
+
+Vectors: real MiniLM sentence vectors from the eval indexes (.cite/eval/beir-*) as far as
+they go, random unit vectors beyond (marked "synthetic"); timing does not depend on the
+values, recall against exact search does a little. The 100k-passage index uses real text
+(SciFact and ArguAna passages, repeated) with synthetic vectors, so building it embeds
+nothing. Writes bench/results/scale.json and bench/results/scale.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DIM = 384
+
+
+def real_vectors(limit: int) -> np.ndarray:
+    """Sentence and passage vectors of the eval indexes built so far, up to `limit` rows."""
+    from core.store import current_version
+
+    chunks = []
+    for root in sorted((ROOT / ".cite" / "eval").glob("beir-*")):
+        version = current_version(root)
+        if version is None:
+            continue
+        for name in ("vectors.npy", "sentence_vectors.npy"):
+            chunks.append(np.load(version / name, mmap_mode="r"))
+    if not chunks:
+        return np.zeros((0, DIM), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(chunks)[:limit], dtype=np.float32)
+
+
+def unit_vectors(count: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def vectors_of_size(count: int, real: np.ndarray) -> tuple[np.ndarray, str]:
+    if len(real) >= count:
+        return real[:count], "real"
+    return np.vstack([real, unit_vectors(count - len(real), seed=count)]), f"{len(real)} real + synthetic"
+
+
+def faiss_curve(sizes: list[int], queries: int = 200) -> list[dict[str, Any]]:
+    import faiss
+
+    real = real_vectors(max(sizes) + queries)
+    rows = []
+    for size in sizes:
+        data, source = vectors_of_size(size + queries, real)
+        base, probe = data[:size], data[size:]
+        exact = faiss.IndexFlatIP(DIM)
+        exact.add(base)
+        truth = exact.search(probe, 10)[1]
+        for kind in ("flat", "hnsw32"):
+            started = time.perf_counter()
+            if kind == "flat":
+                index = faiss.IndexFlatIP(DIM)
+            else:
+                index = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
+                index.hnsw.efConstruction = 80
+            index.add(base)
+            build = time.perf_counter() - started
+            if kind == "hnsw32":
+                index.hnsw.efSearch = 128
+            latencies, found = [], []
+            for row in range(len(probe)):
+                started = time.perf_counter()
+                _, ids = index.search(probe[row : row + 1], 10)
+                latencies.append(time.perf_counter() - started)
+                found.append(len(set(ids[0]) & set(truth[row])) / 10)
+            rows.append(
+                {
+                    "vectors": size,
+                    "source": source,
+                    "index": kind,
+                    "build_s": round(build, 2),
+                    "memory_mb": round(len(faiss.serialize_index(index)) / 2**20, 1),
+                    "query_p50_ms": round(1000 * statistics.median(latencies), 2),
+                    "recall@10_vs_exact": round(float(np.mean(found)), 4),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+            del index
+    return rows
+
+
+def texts(count: int) -> list[tuple[str, str]]:
+    """(title, text) records from SciFact and ArguAna, repeated with a number to reach `count`."""
+    records = []
+    for name in ("scifact", "arguana"):
+        path = ROOT.parent / "shared" / "bench" / name / "corpus.jsonl"
+        with path.open(encoding="utf-8") as handle:
+            records += [(r["title"], r["text"][:900]) for r in map(json.loads, handle)]
+    return [(f"{records[i % len(records)][0]} {i // len(records)}", records[i % len(records)][1]) for i in range(count)]
+
+
+def search_at_scale(passages: int, queries: int = 100) -> dict[str, Any]:
+    """Builds a `passages`-passage index (real text, synthetic vectors), then times
+    cite's hybrid search and ask, and adding one document."""
+    from core.config import SplitSettings
+    from core.types import Document
+    from indexer import build
+    from retriever.engine import Engine
+
+    class SyntheticEmbedder:
+        name, fingerprint, dim = "synthetic", "synthetic-v1", DIM
+
+        def __init__(self) -> None:
+            self.texts = 0
+
+        def encode(self, batch):
+            self.texts += len(batch)
+            return unit_vectors(len(batch), seed=len(batch) + self.texts)
+
+    embedder = SyntheticEmbedder()
+    documents = [Document(f"doc{i}", f"{title}. {text}") for i, (title, text) in enumerate(texts(passages))]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "index"
+        started = time.perf_counter()
+        build.build_index(documents, root, embedder, SplitSettings())
+        build_s = time.perf_counter() - started
+        engine = Engine(root, embedder)
+        count = len(engine.index.passages)
+        questions = [text[:80] for _, text in texts(queries)]
+        search, ask = [], []
+        for question in questions:
+            started = time.perf_counter()
+            engine.search(question, 10)
+            search.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            engine.ask(question)
+            ask.append(time.perf_counter() - started)
+        before = embedder.texts
+        started = time.perf_counter()
+        report = build.build_index(
+            [*documents, Document("new.txt", "One more document about owls. They hunt at night.")],
+            root,
+            embedder,
+            SplitSettings(),
+        )
+        add_s = time.perf_counter() - started
+        written = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    ordered_search, ordered_ask = sorted(search), sorted(ask)
+    return {
+        "passages": count,
+        "build_s_without_embedding": round(build_s, 1),
+        "search_p50_ms": round(1000 * statistics.median(ordered_search), 1),
+        "search_p95_ms": round(1000 * ordered_search[int(0.95 * (len(ordered_search) - 1))], 1),
+        "ask_p50_ms": round(1000 * statistics.median(ordered_ask), 1),
+        "ask_p95_ms": round(1000 * ordered_ask[int(0.95 * (len(ordered_ask) - 1))], 1),
+        "add_one_document_s": round(add_s, 1),
+        "add_one_document_texts_embedded": embedder.texts - before,
+        "add_one_document_added": report.added,
+        "index_bytes_rewritten": written,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--passages", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    curve = faiss_curve(args.sizes)
+    at_scale = search_at_scale(args.passages)
+    print(json.dumps(at_scale), flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale.json").write_text(json.dumps({"faiss": curve, "cite": at_scale}, indent=1) + "\n")
+    lines = [
+        "# Scale: FAISS index kinds, and cite at 100k passages",
+        "",
+        "| vectors | source | index | build (s) | memory (MB) | query p50 (ms) | recall@10 vs exact |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['vectors']:,} | {r['source']} | {r['index']} | {r['build_s']} | {r['memory_mb']} | "
+            f"{r['query_p50_ms']} | {r['recall@10_vs_exact']} |"
+            for r in curve
+        ),
+        "",
+        f"cite over {at_scale['passages']:,} passages (real text, synthetic vectors): search p50 "
+        f"{at_scale['search_p50_ms']} ms / p95 {at_scale['search_p95_ms']} ms; ask p50 {at_scale['ask_p50_ms']} ms "
+        f"/ p95 {at_scale['ask_p95_ms']} ms. Adding one document took {at_scale['add_one_document_s']} s and "
+        f"embedded {at_scale['add_one_document_texts_embedded']} texts (its passages and sentences), but rewrote "
+        f"the whole index ({at_scale['index_bytes_rewritten'] / 2**20:.0f} MB).",
+        "",
+    ]
+    (RESULTS / "scale.md").write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
