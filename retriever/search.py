@@ -50,6 +50,14 @@ class DenseSearcher:
     index: StoredIndex
     embedder: Embedder
 
+    def __post_init__(self) -> None:
+        import faiss
+
+        # One thread per query: for a single query vector OpenMP's fan-out costs more than it
+        # saves (10x slower here when the other core is busy), and concurrent users already
+        # run in parallel.
+        faiss.omp_set_num_threads(1)
+
     def search(self, query: str, k: int) -> list[Hit]:
         vector = self.embedder.encode([query])
         return self.search_vector(vector, k)
@@ -148,14 +156,19 @@ def best_sentences(
     index: StoredIndex, rows: list[int], query_vector: np.ndarray
 ) -> list[tuple[float, tuple[int, int] | None]]:
     """For each passage row, its best-matching sentence: (cosine, original span), or
-    (0, None) for a passage without sentences."""
+    (0, None) for a passage without sentences. One gather and one product for all rows."""
+    offsets = index.sentence_offsets
+    starts = np.asarray([offsets[r] for r in rows], dtype=np.int64)
+    counts = np.asarray([offsets[r + 1] for r in rows], dtype=np.int64) - starts
+    firsts = np.cumsum(counts) - counts  # where each row's sentences begin in `cosines`
+    selected = np.repeat(starts - firsts, counts) + np.arange(int(counts.sum()))
+    cosines = np.asarray(index.sentence_vectors[selected]) @ query_vector
     best: list[tuple[float, tuple[int, int] | None]] = []
-    for row in rows:
-        spans, vectors = index.sentences_of(row)
-        if not len(vectors):
+    for first, count in zip(firsts, counts, strict=True):
+        if count == 0:
             best.append((0.0, None))
             continue
-        cosines = vectors @ query_vector
-        top = int(np.argmax(cosines))
-        best.append((float(cosines[top]), (int(spans[top][0]), int(spans[top][1]))))
+        top = int(first + np.argmax(cosines[first : first + count]))
+        start, end = index.sentence_spans[selected[top]]
+        best.append((float(cosines[top]), (int(start), int(end))))
     return best
