@@ -374,7 +374,7 @@ def _eval_tab(backend: Backend) -> None:
             )
         except CiteError as error:
             return f"⚠ {error}", gr.update(visible=False)
-        markdown, png = write_report(report)
+        markdown, png = write_report(report, backend.root.parent / "reports")
         return f"```\n{format_table(report)}\n```\nReport: `{markdown}`", gr.update(value=str(png), visible=True)
 
     run.click(run_eval, questions, [table, plot], api_visibility="private")
