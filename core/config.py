@@ -31,6 +31,10 @@ class SearchSettings:
     dense_weight: float = 0.3
     bm25_weight: float = 0.3
     sentence_weight: float = 0.4  # the passage's best-matching sentence, by cosine
+    # The sentence channel compares the query with single sentences, which only means
+    # something for a query about a sentence long; a longer query (a paragraph, a whole
+    # argument) is matched at passage level only.
+    sentence_query_words: int = 40
     rrf_k: int = 60
     candidates: int = 100  # taken from each searcher before fusion
 

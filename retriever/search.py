@@ -130,12 +130,15 @@ class HybridSearcher:
             "bm25": {pid: float(bm25_all[r]) for pid, r in zip(ids, ordered, strict=True) if bm25_all[r] > 0},
             "sentence": {pid: cosine for pid, (cosine, _) in best.items()},
         }
+        sentence_like = len(query.split()) <= self.settings.sentence_query_words
         weights = {
             "dense": self.settings.dense_weight,
             "bm25": self.settings.bm25_weight,
-            "sentence": self.settings.sentence_weight,
+            "sentence": self.settings.sentence_weight if sentence_like else 0.0,
         }
         used = [name for name, weight in weights.items() if weight > 0]
+        if not used:  # only the sentence channel was weighted, and this query is too long for it
+            used, weights["dense"] = ["dense"], 1.0
         if self.settings.fusion == "rrf":
             fused = reciprocal_rank_fusion([scores[name] for name in used], k=self.settings.rrf_k)
         else:

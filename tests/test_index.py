@@ -167,3 +167,15 @@ def test_large_collections_get_an_hnsw_index_that_finds_the_same_passages(corpus
     assert index.manifest.dense_index == "hnsw32-ip" and hasattr(index.dense, "hnsw")
     hits = DenseSearcher(index, fake_embedder).search("longest river in Europe", 1)
     assert hits[0].passage.doc == "rivers.md"
+
+
+def test_long_queries_are_matched_at_passage_level_only(corpus, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    index = load_index(root, fake_embedder)
+    parts = DenseSearcher(index, fake_embedder), LexicalSearcher(index)
+    with_sentences = HybridSearcher(*parts, SearchSettings(sentence_weight=0.4, sentence_query_words=5))
+    without = HybridSearcher(*parts, SearchSettings(sentence_weight=0.0))
+    short, long = "bees and honey", "bees make honey and the Volga is the longest river in Europe today"
+    assert [h.score for h in with_sentences.search(long, 5)] == [h.score for h in without.search(long, 5)]
+    assert [h.score for h in with_sentences.search(short, 5)] != [h.score for h in without.search(short, 5)]
