@@ -58,8 +58,8 @@ class AnswerSettings:
     # Logistic weights (best-sentence cosine, top-passage cosine, IDF word coverage in the top
     # passages, IDF share of question words known to the index at all, bias),
     # fitted on seeds/questions.jsonl by `python -m eval.calibrate`; see README "Abstention".
-    confidence_weights: tuple[float, ...] = (1.63, 0.7, 2.62, 2.1, -4.19)
-    min_confidence: float = 0.449  # below this the answer abstains (best balanced accuracy)
+    confidence_weights: tuple[float, ...] = (1.34, 0.5, 2.66, 2.06, -3.86)
+    min_confidence: float = 0.5  # below this the answer abstains (best balanced accuracy)
 
     def __post_init__(self) -> None:
         if self.max_sentences < 1:

@@ -28,3 +28,16 @@ def tokenize(text: str) -> list[str]:
     stop = _stopwords()
     words = [w for w in _WORD.findall(text.lower()) if w not in stop]
     return _stemmer().stemWords(words)
+
+
+# Words that shape a question but say nothing about its subject ("Where does ... flow?").
+QUESTION_WORDS = frozenset(
+    "what who whom whose when where why how which whether does do did doe is are was were be been "
+    "can could would should will shall may might must have has had tell me please".split()
+)
+
+
+def question_terms(text: str) -> list[str]:
+    """`tokenize`, without the words that only make it a question."""
+    dropped = set(_stemmer().stemWords(list(QUESTION_WORDS)))
+    return [token for token in tokenize(text) if token not in dropped]

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from core.embedder import Embedder
-from core.lexical import tokenize
+from core.lexical import question_terms, tokenize
 from core.text import normalise
 from core.types import Citation, Claim
 
@@ -27,7 +27,7 @@ def _plain(text: str) -> str:
 
 def word_support(claim: str, quote: str) -> float:
     """Share of the claim's (or question's) content words, stemmed, that the quote contains."""
-    wanted = set(tokenize(claim))
+    wanted = set(question_terms(claim))
     return len(wanted & set(tokenize(quote))) / len(wanted) if wanted else 0.0
 
 

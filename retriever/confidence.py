@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.lexical import tokenize
+from core.lexical import question_terms, tokenize
 from core.store import StoredIndex
 
 
@@ -46,7 +46,7 @@ def idf(index: StoredIndex, token: str) -> float:
 def coverage(index: StoredIndex, question: str, texts: Sequence[str] | None) -> float:
     """IDF-weighted share of the question's (stemmed, non-stopword) words present in `texts`
     (None: anywhere in the index)."""
-    wanted = set(tokenize(question))
+    wanted = set(question_terms(question))
     if not wanted:
         return 0.0
     vocab = index.bm25.vocab_dict

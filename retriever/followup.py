@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from core.lexical import tokenize
+from core.lexical import QUESTION_WORDS, tokenize
 
 # Openers and pronouns that lean on an earlier turn.
 _LEANS_BACK = re.compile(
@@ -17,28 +17,6 @@ _LEANS_BACK = re.compile(
     r"|\b(it|its|they|them|their|theirs|he|him|his|she|her|this|that|these|those|there|then|the same)\b",
     re.IGNORECASE,
 )
-_QUESTION_WORDS = {
-    "what",
-    "who",
-    "whom",
-    "whose",
-    "when",
-    "where",
-    "why",
-    "how",
-    "which",
-    "did",
-    "does",
-    "do",
-    "is",
-    "are",
-    "was",
-    "were",
-    "can",
-    "could",
-    "would",
-    "should",
-}
 _MAX_WORDS = 12  # a follow-up is short; a long question stands on its own
 
 
@@ -50,7 +28,7 @@ def standalone_question(question: str, history: Sequence[str]) -> str:
     carried: list[str] = []
     for word in re.findall(r"[\w’'-]+", history[-1]):
         stems = tokenize(word)
-        if not stems or word.lower() in _QUESTION_WORDS or set(stems) <= have:
+        if not stems or word.lower() in QUESTION_WORDS or set(stems) <= have:
             continue
         have.update(stems)
         carried.append(word)
