@@ -20,7 +20,6 @@ from core.embedder import Embedder, default_embedder
 from core.errors import CiteError, IndexMissing
 from core.serialize import answer_json, hits_json
 from core.store import current_version, read_manifest
-from core.types import Answer, Citation, Claim, Hit, Passage
 from indexer.build import build_index
 from indexer.loaders import DOCUMENT_SUFFIXES, load_paths
 from retriever.engine import Engine
@@ -102,21 +101,6 @@ def _as_upload(document):
 
 def _source_label(source: str) -> str:
     return "upload" if source == "upload" else (Path(source).name or source)
-
-
-def answer_from_json(data: dict[str, Any]) -> Answer:
-    """Rebuilds the Answer the UI keeps in its state (states hold plain data)."""
-    hits = tuple(
-        Hit(Passage("", h["doc"], h["start"], h["end"], h["text"]), h["score"], h["scores"]) for h in data["hits"]
-    )
-    return Answer(
-        data["answer"],
-        tuple(Citation(**c) for c in data["citations"]),
-        tuple(Claim(c["text"], tuple(c["citations"]), c["supported"], c["support"]) for c in data["claims"]),
-        hits,
-        data["confidence"],
-        data["abstained"],
-    )
 
 
 def build_app(backend: Backend) -> gr.Blocks:
