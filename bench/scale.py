@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.run import percentiles
+from bench.run import time_queries
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -139,15 +139,7 @@ def search_at_scale(passages: int, queries: int = 100) -> dict[str, Any]:
         build_s = time.perf_counter() - started
         engine = Engine(root, embedder)
         count = len(engine.index.passages)
-        questions = [text[:80] for _, text in texts(queries)]
-        search, ask = [], []
-        for question in questions:
-            started = time.perf_counter()
-            engine.search(question, 10)
-            search.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            engine.ask(question)
-            ask.append(time.perf_counter() - started)
+        search_ms, ask_ms = time_queries(engine, [text[:80] for _, text in texts(queries)])
         before = embedder.texts
         started = time.perf_counter()
         report = build.build_index(
@@ -158,7 +150,6 @@ def search_at_scale(passages: int, queries: int = 100) -> dict[str, Any]:
         )
         add_s = time.perf_counter() - started
         written = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-    search_ms, ask_ms = percentiles(search), percentiles(ask)
     return {
         "passages": count,
         "build_s_without_embedding": round(build_s, 1),

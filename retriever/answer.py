@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.config import AnswerSettings
+from core.lexical import question_terms
 from core.store import StoredIndex
 from core.text import normalise
 from core.types import Answer, Citation, Document, Hit
-from retriever.claims import check_claims, word_support
+from retriever.claims import check_claims, term_share
 from retriever.confidence import Evidence, confidence, coverage
 
 # Sentence score = this share of question-sentence cosine + the rest of query-term overlap.
@@ -70,12 +71,9 @@ def rank_sentences(
     cosines = vectors @ question_vector[0]
     if asked is not None:
         cosines = 0.5 * cosines + 0.5 * (vectors @ asked[1][0])
+    wanted = set(question_terms(asked[0] if asked else question))  # once, not per sentence
     scored = [
-        Scored(
-            s,
-            COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * word_support(asked[0] if asked else question, s.text),
-            float(c),
-        )
+        Scored(s, COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * term_share(wanted, s.text), float(c))
         for s, c in zip(candidates, cosines, strict=True)
     ]
     return sorted(scored, key=lambda x: -x.score)

@@ -25,10 +25,14 @@ def _plain(text: str) -> str:
     return " ".join(normalise(text).text.lower().split())
 
 
+def term_share(wanted: set[str], text: str) -> float:
+    """Share of the `wanted` terms (from `question_terms`) that the text contains."""
+    return len(wanted & set(tokenize(text))) / len(wanted) if wanted else 0.0
+
+
 def word_support(claim: str, quote: str) -> float:
     """Share of the claim's (or question's) content words, stemmed, that the quote contains."""
-    wanted = set(question_terms(claim))
-    return len(wanted & set(tokenize(quote))) / len(wanted) if wanted else 0.0
+    return term_share(set(question_terms(claim)), quote)
 
 
 def support_score(claim: str, quotes: Sequence[str], embedder: Embedder | None) -> float:
