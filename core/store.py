@@ -1,15 +1,20 @@
-"""The index on disk: a folder of named files with a manifest, replaced atomically.
+"""The index on disk: immutable segments plus a manifest, switched atomically.
 
-    ROOT/CURRENT            name of the live version folder (replaced with os.replace)
-    ROOT/.lock              held by the one writer at a time
-    ROOT/v-<time>-<id>/     manifest.json (written last), documents.jsonl, passages.jsonl,
-                            vectors.npy, dense.faiss, bm25/, and per-sentence arrays:
-                            sentence_offsets.npy (passage i owns rows offsets[i]:offsets[i+1]),
-                            sentence_spans.npy (original start, end), sentence_vectors.npy
+    ROOT/CURRENT               name of the live version folder (replaced with os.replace)
+    ROOT/.lock                 held by the one writer at a time
+    ROOT/segments/s-<id>/      one segment, never changed once written: documents.jsonl,
+                               passages.jsonl, tokens.txt (BM25 tokens, a line per passage),
+                               vectors.npy, dense.faiss, and per-sentence arrays:
+                               sentence_offsets.npy (passage i owns rows offsets[i]:offsets[i+1]),
+                               sentence_spans.npy (original start, end), sentence_vectors.npy
+    ROOT/v-<time>-<id>/        manifest.json (written last: the live segments and every file's
+                               sha256) and bm25/, the lexical index over all segments
 
-A writer builds a new version folder beside the live one and only then points CURRENT at
-it, so a crash at any moment leaves the previous index whole, and a reader that loaded the
-old version keeps answering from it.
+A write adds one segment (new and changed documents, plus what it carries over from
+segments it retires) and a new version folder, and only then points CURRENT at it: adding
+one document to a large index writes that document and the BM25 index, not every vector.
+A crash at any moment leaves the previous version whole; a reader that loaded it keeps
+answering from it.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -33,10 +38,11 @@ import numpy as np
 from core.errors import IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
 from core.types import Document, Passage
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: segments
 DEFAULT_INDEX = Path(".cite/index")
 _CURRENT = "CURRENT"
 _MANIFEST = "manifest.json"
+_SEGMENTS = "segments"
 SENTENCE_ARRAYS = ("sentence_offsets", "sentence_spans", "sentence_vectors")
 HNSW_EF_SEARCH = 128  # candidates explored per query in an HNSW index (recall vs speed)
 
@@ -53,37 +59,141 @@ class DocumentRecord:
 
 
 @dataclass(frozen=True)
+class SegmentRecord:
+    name: str  # folder under ROOT/segments
+    passages: int
+    dense_index: str  # the FAISS index kind, e.g. "flat-ip"
+    files: dict[str, str]  # path inside the segment -> sha256
+
+
+@dataclass(frozen=True)
 class Manifest:
     format_version: int
     model: str
     model_fingerprint: str
     tokenizer: str
     split: dict[str, Any]
-    dense_index: str  # the FAISS index kind, e.g. "flat-ip"
     documents: dict[str, DocumentRecord]
-    files: dict[str, str]  # relative path -> sha256, checked on load
+    segments: list[SegmentRecord]
+    files: dict[str, str]  # path inside the version folder -> sha256, checked on load
     created_at: str
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         documents = {name: DocumentRecord(**record) for name, record in data["documents"].items()}
-        return cls(**{**data, "documents": documents})
+        segments = [SegmentRecord(**record) for record in data["segments"]]
+        return cls(**{**data, "documents": documents, "segments": segments})
 
 
 @dataclass(frozen=True)
-class StoredIndex:
-    """Everything one index version holds, loaded."""
+class Segment:
+    """One segment, loaded: its arrays stay memory-mapped."""
 
+    record: SegmentRecord
     path: Path
-    manifest: Manifest
-    documents: dict[str, Document]
+    documents: list[Document]
     passages: list[Passage]
     vectors: np.ndarray
     sentence_offsets: np.ndarray
     sentence_spans: np.ndarray
     sentence_vectors: np.ndarray
     dense: Any  # faiss.Index
-    bm25: Any  # bm25s.BM25
+
+    def tokens(self) -> list[list[str]]:
+        """The BM25 tokens of each passage, as the indexer stored them."""
+        with (self.path / "tokens.txt").open(encoding="utf-8") as handle:
+            return [line.split() for line in handle]
+
+
+class Stacked:
+    """Rows of several arrays read as one, without copying them into memory."""
+
+    def __init__(self, parts: Sequence[np.ndarray]) -> None:
+        self._parts = list(parts)
+        self._starts = np.cumsum([0] + [len(part) for part in self._parts])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        if len(self._parts) == 1:
+            return self._parts[0][rows]
+        rows = np.asarray(rows, dtype=np.int64)
+        flat = np.atleast_1d(rows)
+        owner = np.searchsorted(self._starts, flat, side="right") - 1
+        out = np.empty((len(flat), *self._parts[0].shape[1:]), dtype=self._parts[0].dtype)
+        for part in np.unique(owner):
+            mine = owner == part
+            out[mine] = self._parts[part][flat[mine] - self._starts[part]]
+        return out[0] if rows.ndim == 0 else out
+
+
+class SegmentedDense:
+    """The segments' FAISS indexes searched as one: the best k over all of them."""
+
+    def __init__(self, indexes: Sequence[Any]) -> None:
+        self.indexes = list(indexes)
+        self._starts = np.cumsum([0] + [index.ntotal for index in self.indexes])
+        self.ntotal = int(self._starts[-1])
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, global rows) like faiss' search; rows are -1 past the end."""
+        found = [
+            (scores, np.where(rows >= 0, rows + start, -1))
+            for index, start in zip(self.indexes, self._starts, strict=False)
+            if index.ntotal
+            for scores, rows in [index.search(vectors, min(k, index.ntotal))]
+        ]
+        if len(found) == 1:
+            return found[0]
+        scores = np.hstack([s for s, _ in found]) if found else np.zeros((len(vectors), 0), np.float32)
+        rows = np.hstack([r for _, r in found]) if found else np.zeros((len(vectors), 0), np.int64)
+        scores = np.where(rows >= 0, scores, -np.inf)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, best, axis=1), np.take_along_axis(rows, best, axis=1)
+
+
+@dataclass(frozen=True)
+class StoredIndex:
+    """Everything one index version holds, loaded; rows count through the segments in order."""
+
+    path: Path
+    manifest: Manifest
+    segments: list[Segment]
+    bm25: Any  # bm25s.BM25 over all passages
+
+    @cached_property
+    def documents(self) -> dict[str, Document]:
+        return {d.doc: d for segment in self.segments for d in segment.documents}
+
+    @cached_property
+    def passages(self) -> list[Passage]:
+        return [p for segment in self.segments for p in segment.passages]
+
+    @cached_property
+    def vectors(self) -> Stacked:
+        return Stacked([segment.vectors for segment in self.segments])
+
+    @cached_property
+    def sentence_offsets(self) -> np.ndarray:
+        """Global sentence rows: passage row i owns sentence rows offsets[i]:offsets[i+1]."""
+        parts, shift = [np.zeros(1, dtype=np.int64)], 0
+        for segment in self.segments:
+            parts.append(np.asarray(segment.sentence_offsets[1:], dtype=np.int64) + shift)
+            shift += int(segment.sentence_offsets[-1])
+        return np.concatenate(parts)
+
+    @cached_property
+    def sentence_spans(self) -> Stacked:
+        return Stacked([segment.sentence_spans for segment in self.segments])
+
+    @cached_property
+    def sentence_vectors(self) -> Stacked:
+        return Stacked([segment.sentence_vectors for segment in self.segments])
+
+    @cached_property
+    def dense(self) -> SegmentedDense:
+        return SegmentedDense([segment.dense for segment in self.segments])
 
     @cached_property
     def row_of(self) -> dict[str, int]:
@@ -93,7 +203,8 @@ class StoredIndex:
     def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """(original spans, vectors) of the sentences of passage `row`."""
         first, last = int(self.sentence_offsets[row]), int(self.sentence_offsets[row + 1])
-        return np.asarray(self.sentence_spans[first:last]), np.asarray(self.sentence_vectors[first:last])
+        rows = np.arange(first, last)
+        return np.asarray(self.sentence_spans[rows]), np.asarray(self.sentence_vectors[rows])
 
 
 def current_version(root: Path) -> Path | None:
@@ -122,32 +233,50 @@ def writer_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def write_index(
+def write_segment(
     root: Path,
-    manifest: Manifest,
-    documents: list[Document],
-    passages: list[Passage],
+    documents: Sequence[Document],
+    passages: Sequence[Passage],
+    tokens: Iterable[list[str]],
     vectors: np.ndarray,
     sentences: dict[str, np.ndarray],
     dense: Any,
-    bm25: Any,
-) -> Path:
-    """Writes a complete new version and makes it live. Call under `writer_lock`."""
+    dense_kind: str,
+) -> SegmentRecord:
+    """Writes one complete segment (not yet live: a version must name it). Call under `writer_lock`."""
     import faiss
 
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{uuid.uuid4().hex[:8]}"
+    folder = root / _SEGMENTS
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         _write_jsonl(tmp / "documents.jsonl", (asdict(d) for d in documents))
         _write_jsonl(tmp / "passages.jsonl", (asdict(p) for p in passages))
+        with (tmp / "tokens.txt").open("w", encoding="utf-8") as handle:
+            handle.writelines(" ".join(words) + "\n" for words in tokens)
         np.save(tmp / "vectors.npy", vectors.astype(np.float32, copy=False))
         for name in SENTENCE_ARRAYS:
             np.save(tmp / f"{name}.npy", sentences[name])
         faiss.write_index(dense, str(tmp / "dense.faiss"))
+        files = _checksums(tmp)
+        _fsync_tree(tmp)
+        name = f"s-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        os.rename(tmp, folder / name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SegmentRecord(name=name, passages=len(passages), dense_index=dense_kind, files=files)
+
+
+def write_version(root: Path, manifest: Manifest, bm25: Any) -> Path:
+    """Writes the manifest (naming its segments) and the BM25 index, then makes them live.
+    Call under `writer_lock`, after `write_segment` for every new segment."""
+    tmp = root / f".tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
         bm25.save(str(tmp / "bm25"))
-        files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        manifest = Manifest(**{**asdict(manifest), "documents": manifest.documents, "files": files})
+        manifest = replace(manifest, files=_checksums(tmp))
         _fsync_tree(tmp)
         (tmp / _MANIFEST).write_text(json.dumps(asdict(manifest), indent=1), encoding="utf-8")
         _fsync_file(tmp / _MANIFEST)
@@ -157,7 +286,7 @@ def write_index(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _remove_stale_versions(root, keep=version)
+    _remove_stale(root, keep=version, segments={s.name for s in manifest.segments})
     return version
 
 
@@ -167,40 +296,67 @@ def read_manifest(root: Path) -> Manifest:
 
 
 def read_index(root: Path, verify: bool = True) -> StoredIndex:
-    """Loads the live version; with `verify`, every file must match its manifest checksum."""
-    import bm25s
-    import faiss
+    """Loads the live version; with `verify`, every file must match its manifest checksum.
 
-    version = _require_version(root)
+    A writer may retire the version being read; the read then starts over on the new one."""
+    for attempt in range(3):
+        version = _require_version(root)
+        try:
+            return _read_version(root, version, verify)
+        except IndexCorrupt:
+            if attempt == 2 or current_version(root) == version:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _read_version(root: Path, version: Path, verify: bool) -> StoredIndex:
+    import bm25s
+
     manifest = _load_manifest(version)
     if verify:
-        for name, expected in manifest.files.items():
-            path = version / name
-            if not path.is_file() or _sha256(path) != expected:
-                raise IndexCorrupt(
-                    f"Index file {path} is missing or damaged (checksum mismatch); run `cite index` to rebuild."
-                )
+        _verify(version, manifest.files)
+        for record in manifest.segments:
+            _verify(root / _SEGMENTS / record.name, record.files)
     try:
-        documents = {d["doc"]: Document(**d) for d in _read_jsonl(version / "documents.jsonl")}
-        passages = [Passage(**p) for p in _read_jsonl(version / "passages.jsonl")]
-        vectors = np.load(version / "vectors.npy", mmap_mode="r")
-        sentences = [np.load(version / f"{name}.npy", mmap_mode="r") for name in SENTENCE_ARRAYS]
-        dense = faiss.read_index(str(version / "dense.faiss"))
-        if hasattr(dense, "hnsw"):
-            dense.hnsw.efSearch = HNSW_EF_SEARCH
+        segments = [_read_segment(root / _SEGMENTS / record.name, record) for record in manifest.segments]
         bm25 = bm25s.BM25.load(str(version / "bm25"), mmap=True)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise IndexCorrupt(f"Index at {version} could not be read ({error}); run `cite index` to rebuild.") from None
-    offsets, spans, sentence_vectors = sentences
+    index = StoredIndex(version, manifest, segments, bm25)
+    if len(index.documents) != len(manifest.documents) or bm25.scores["num_docs"] != len(index.passages):
+        raise IndexCorrupt(f"Index at {version} is inconsistent; run `cite index` to rebuild.")
+    return index
+
+
+def _verify(folder: Path, files: dict[str, str]) -> None:
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file() or _sha256(path) != expected:
+            raise IndexCorrupt(
+                f"Index file {path} is missing or damaged (checksum mismatch); run `cite index` to rebuild."
+            )
+
+
+def _read_segment(path: Path, record: SegmentRecord) -> Segment:
+    import faiss
+
+    documents = [Document(**d) for d in _read_jsonl(path / "documents.jsonl")]
+    passages = [Passage(**p) for p in _read_jsonl(path / "passages.jsonl")]
+    vectors = np.load(path / "vectors.npy", mmap_mode="r")
+    offsets, spans, sentence_vectors = (np.load(path / f"{name}.npy", mmap_mode="r") for name in SENTENCE_ARRAYS)
+    dense = faiss.read_index(str(path / "dense.faiss"))
+    if hasattr(dense, "hnsw"):
+        dense.hnsw.efSearch = HNSW_EF_SEARCH
     if (
         dense.ntotal != len(passages)
+        or len(passages) != record.passages
         or len(vectors) != len(passages)
         or len(offsets) != len(passages) + 1
         or len(spans) != len(sentence_vectors)
-        or (len(offsets) and int(offsets[-1]) != len(spans))
+        or int(offsets[-1]) != len(spans)
     ):
-        raise IndexCorrupt(f"Index at {version} is inconsistent; run `cite index` to rebuild.")
-    return StoredIndex(version, manifest, documents, passages, vectors, offsets, spans, sentence_vectors, dense, bm25)
+        raise IndexCorrupt(f"Index segment {path} is inconsistent; run `cite index` to rebuild.")
+    return Segment(record, path, documents, passages, vectors, offsets, spans, sentence_vectors, dense)
 
 
 def _require_version(root: Path) -> Path:
@@ -228,12 +384,22 @@ def _load_manifest(version: Path) -> Manifest:
         raise IndexCorrupt(f"Index manifest in {version} is malformed ({error}); run `cite index`.") from None
 
 
-def _remove_stale_versions(root: Path, keep: Path) -> None:
-    """Drops older versions and leftovers of crashed writers. Readers that already
-    loaded an old version keep their open files (POSIX unlink semantics)."""
-    for child in root.iterdir():
-        if child.is_dir() and child != keep and (child.name.startswith("v-") or child.name.startswith(".tmp-")):
-            shutil.rmtree(child, ignore_errors=True)
+def _remove_stale(root: Path, keep: Path, segments: set[str]) -> None:
+    """Drops older versions, retired segments and leftovers of crashed writers. Readers that
+    already loaded them keep their open files (POSIX unlink semantics)."""
+    stale = [
+        child
+        for child in root.iterdir()
+        if child.is_dir() and child != keep and (child.name.startswith("v-") or child.name.startswith(".tmp-"))
+    ]
+    if (root / _SEGMENTS).is_dir():
+        stale += [child for child in (root / _SEGMENTS).iterdir() if child.name not in segments]
+    for child in stale:
+        shutil.rmtree(child, ignore_errors=True)
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]] | Any) -> None:

@@ -17,10 +17,13 @@ from core.store import (
     FORMAT_VERSION,
     DocumentRecord,
     Manifest,
+    Segment,
+    SegmentRecord,
     StoredIndex,
     current_version,
     read_index,
-    write_index,
+    write_segment,
+    write_version,
     writer_lock,
 )
 from core.text import sentences_in_span
@@ -31,14 +34,16 @@ from indexer.splitter import split_document
 Progress = Callable[[int, int], None]
 EMBED_BATCH = 128
 HNSW_FROM = 100_000  # passages; exact search over 100k vectors already takes ~20 ms on 2 cores
+MAX_SEGMENTS = 8  # beyond this, the smallest segments merge into the one being written
 
 
 @dataclass(frozen=True)
-class Embedded:
-    """A passage with its vector, its sentences' original spans and their vectors."""
+class Row:
+    """A passage as the index stores it: vector, BM25 tokens, sentences' spans and vectors."""
 
     passage: Passage
     vector: np.ndarray
+    tokens: list[str]
     sentence_spans: np.ndarray  # (sentences, 2) original start, end
     sentence_vectors: np.ndarray  # (sentences, dim)
 
@@ -54,6 +59,7 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     passages: int = 0
     embedded: int = 0
+    carried: int = 0  # passages copied from retired segments, without embedding
     seconds: float = 0.0
     rebuilt_because: str = ""  # why nothing of the old index could be reused
 
@@ -93,7 +99,6 @@ def build_index(
     with writer_lock(root):
         old, why_rebuild = _reusable_index(root, embedder, split)
         old_docs = old.manifest.documents if old else {}
-        old_passages = _passages_by_doc(old) if old else {}
         given = {d.doc for d in documents}
         carried = [
             d
@@ -105,59 +110,90 @@ def build_index(
             raise DocumentError(
                 "No documents to index: give files or folders with .txt, .md, .html or .pdf, or a .jsonl corpus."
             )
-        names = {d.doc for d in documents}
-
-        report_lists: dict[str, list[str]] = {"added": [], "changed": [], "unchanged": []}
-        rows: dict[str, list[Embedded]] = {}
-        fresh: list[tuple[Document, list[Passage]]] = []
-        for document in documents:
-            record = old_docs.get(document.doc)
-            if record and record.sha256 == document.sha256 and document.doc in old_passages:
-                rows[document.doc] = old_passages[document.doc]
-                report_lists["unchanged"].append(document.doc)
-            else:
-                fresh.append((document, split_document(document, split)))
-                report_lists["changed" if record else "added"].append(document.doc)
-        removed = sorted(set(old_docs) - names)
-        kept = set(rows)
-
+        stored = old.documents if old else {}
+        unchanged = [d.doc for d in documents if d.doc in stored and old_docs[d.doc].sha256 == d.sha256]
+        fresh = [d for d in documents if d.doc not in set(unchanged)]
+        removed = sorted(set(old_docs) - {d.doc for d in documents})
         if old and not fresh and not removed:
             return IndexReport(
-                root,
-                unchanged=report_lists["unchanged"],
-                passages=sum(map(len, rows.values())),
-                seconds=time.perf_counter() - started,
+                root, unchanged=unchanged, passages=len(old.passages), seconds=time.perf_counter() - started
             )
 
-        rows.update(_embed_documents(fresh, embedder, progress))
-        ordered = [row for document in documents for row in rows[document.doc]]
-        if not ordered:
+        kept, retired = _plan_segments(old.segments if old else [], {d.doc for d in fresh} | set(removed))
+        keep = set(unchanged)
+        rows = {doc: r for segment in retired for doc, r in _rows_of(segment, keep).items()}
+        carried_passages = sum(map(len, rows.values()))
+        rows.update(_embed_documents([(d, split_document(d, split)) for d in fresh], embedder, progress))
+        segment_docs = sorted([d for s in retired for d in s.documents if d.doc in keep] + fresh, key=lambda d: d.doc)
+        records = [s.record for s in kept]
+        if segment_docs:
+            records.append(_write_segment(root, segment_docs, rows, embedder.dim))
+        passage_count = sum(r.passages for r in records)
+        if not passage_count:
             raise DocumentError("The documents hold no text to index.")
-        passages = [row.passage for row in ordered]
-        vectors = np.vstack([row.vector for row in ordered]).astype(np.float32)
-        manifest = _manifest(documents, passages, embedder, split, old_docs, kept)
-        titles = {d.doc: d.title for d in documents}
-        write_index(
-            root,
-            manifest,
-            documents,
-            passages,
-            vectors,
-            _sentence_arrays(ordered, embedder.dim),
-            _dense_index(vectors),
-            _bm25_index([indexing_text(titles[p.doc], p.text) for p in passages]),
-        )
+        counts = {**{name: old_docs[name].passages for name in unchanged}, **{d: len(r) for d, r in rows.items()}}
+        manifest = _manifest(documents, records, counts, embedder, split, old_docs, keep)
+        new_tokens = [row.tokens for d in segment_docs for row in rows.get(d.doc, [])]
+        write_version(root, manifest, _bm25_index([t for s in kept for t in s.tokens()] + new_tokens))
         return IndexReport(
             root,
-            added=report_lists["added"],
-            changed=report_lists["changed"],
+            added=[d.doc for d in fresh if d.doc not in old_docs],
+            changed=[d.doc for d in fresh if d.doc in old_docs],
             removed=removed,
-            unchanged=report_lists["unchanged"],
-            passages=len(passages),
-            embedded=sum(len(p) for _, p in fresh),
+            unchanged=unchanged,
+            passages=passage_count,
+            embedded=sum(len(rows[d.doc]) for d in fresh),
+            carried=carried_passages,
             seconds=time.perf_counter() - started,
             rebuilt_because=why_rebuild,
         )
+
+
+def _plan_segments(segments: list[Segment], dirty: set[str]) -> tuple[list[Segment], list[Segment]]:
+    """(segments kept as they are, segments retired): a segment holding a changed or removed
+    document is retired (its other documents move to the new segment, unembedded), and so
+    are the smallest ones while there would be more than MAX_SEGMENTS."""
+    kept = [s for s in segments if not any(d.doc in dirty for d in s.documents)]
+    while len(kept) >= MAX_SEGMENTS:
+        kept.remove(min(kept, key=lambda s: len(s.passages)))
+    return kept, [s for s in segments if s not in kept]
+
+
+def _rows_of(segment: Segment, docs: set[str]) -> dict[str, list[Row]]:
+    """The stored rows of `docs` in `segment`, as they are (no embedding)."""
+    grouped: dict[str, list[Row]] = {}
+    tokens = segment.tokens()
+    offsets = segment.sentence_offsets
+    for row, passage in enumerate(segment.passages):
+        if passage.doc not in docs:
+            continue
+        first, last = int(offsets[row]), int(offsets[row + 1])
+        grouped.setdefault(passage.doc, []).append(
+            Row(
+                passage,
+                np.array(segment.vectors[row]),
+                tokens[row],
+                np.array(segment.sentence_spans[first:last]),
+                np.array(segment.sentence_vectors[first:last]),
+            )
+        )
+    return grouped
+
+
+def _write_segment(root: Path, documents: list[Document], rows: dict[str, list[Row]], dim: int) -> SegmentRecord:
+    ordered = [row for document in documents for row in rows.get(document.doc, [])]
+    vectors = np.vstack([row.vector for row in ordered]).astype(np.float32) if ordered else np.zeros((0, dim))
+    kind = dense_index_kind(len(ordered))
+    return write_segment(
+        root,
+        documents,
+        [row.passage for row in ordered],
+        [row.tokens for row in ordered],
+        vectors,
+        _sentence_arrays(ordered, dim),
+        _dense_index(vectors.astype(np.float32), dim),
+        kind,
+    )
 
 
 def _reusable_index(root: Path, embedder: Embedder, split: SplitSettings) -> tuple[StoredIndex | None, str]:
@@ -176,27 +212,11 @@ def _reusable_index(root: Path, embedder: Embedder, split: SplitSettings) -> tup
     return old, ""
 
 
-def _passages_by_doc(old: StoredIndex) -> dict[str, list[Embedded]]:
-    grouped: dict[str, list[Embedded]] = {}
-    offsets = old.sentence_offsets
-    for row, passage in enumerate(old.passages):
-        first, last = int(offsets[row]), int(offsets[row + 1])
-        grouped.setdefault(passage.doc, []).append(
-            Embedded(
-                passage,
-                np.array(old.vectors[row]),
-                np.array(old.sentence_spans[first:last]),
-                np.array(old.sentence_vectors[first:last]),
-            )
-        )
-    return grouped
-
-
 def _embed_documents(
     fresh: list[tuple[Document, list[Passage]]], embedder: Embedder, progress: Progress | None
-) -> dict[str, list[Embedded]]:
-    """Embeds new passages and their sentences; a sentence shared by overlapping passages
-    is embedded once."""
+) -> dict[str, list[Row]]:
+    """Embeds and tokenizes new passages, and embeds their sentences; a sentence shared by
+    overlapping passages is embedded once."""
     passage_texts: list[str] = []
     sentence_texts: dict[tuple[str, int, int], str] = {}
     layout = []
@@ -212,13 +232,14 @@ def _embed_documents(
     passage_vectors = _embed(passage_texts, embedder, progress, 0, total)
     sentence_vectors = _embed([sentence_texts[k] for k in keys], embedder, progress, len(passage_texts), total)
     sentence_row = {key: i for i, key in enumerate(keys)}
-    embedded: dict[str, list[Embedded]] = {document.doc: [] for document, _ in fresh}
+    embedded: dict[str, list[Row]] = {document.doc: [] for document, _ in fresh}
     for i, (doc, passage, spans) in enumerate(layout):
         rows = [sentence_row[(doc, start, end)] for start, end in spans]
         embedded[doc].append(
-            Embedded(
+            Row(
                 passage,
                 passage_vectors[i],
+                tokenize(passage_texts[i]),
                 np.array(spans, dtype=np.int64).reshape(-1, 2),
                 sentence_vectors[rows].reshape(-1, embedder.dim),
             )
@@ -235,7 +256,7 @@ def _embed(texts: list[str], embedder: Embedder, progress: Progress | None, done
     return np.vstack(chunks) if chunks else np.zeros((0, embedder.dim), dtype=np.float32)
 
 
-def _sentence_arrays(ordered: list[Embedded], dim: int) -> dict[str, np.ndarray]:
+def _sentence_arrays(ordered: list[Row], dim: int) -> dict[str, np.ndarray]:
     """Sentences of all passages, concatenated in passage order, with per-passage offsets."""
     counts = [len(row.sentence_spans) for row in ordered]
     return {
@@ -247,24 +268,22 @@ def _sentence_arrays(ordered: list[Embedded], dim: int) -> dict[str, np.ndarray]
 
 def _manifest(
     documents: Sequence[Document],
-    passages: list[Passage],
+    segments: list[SegmentRecord],
+    passage_counts: dict[str, int],
     embedder: Embedder,
     split: SplitSettings,
     old_docs: dict[str, DocumentRecord],
-    kept: set[str],
+    unchanged: set[str],
 ) -> Manifest:
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    counts: dict[str, int] = {}
-    for passage in passages:
-        counts[passage.doc] = counts.get(passage.doc, 0) + 1
     records = {
         d.doc: DocumentRecord(
             doc=d.doc,
             sha256=d.sha256,
             title=d.title,
             chars=len(d.text),
-            passages=counts.get(d.doc, 0),
-            indexed_at=old_docs[d.doc].indexed_at if d.doc in kept else now,
+            passages=passage_counts.get(d.doc, 0),
+            indexed_at=old_docs[d.doc].indexed_at if d.doc in unchanged else now,
             source=d.source,
         )
         for d in documents
@@ -275,8 +294,8 @@ def _manifest(
         model_fingerprint=embedder.fingerprint,
         tokenizer=TOKENIZER_NAME,
         split=asdict(split),
-        dense_index=dense_index_kind(len(passages)),
         documents=records,
+        segments=segments,
         files={},
         created_at=now,
     )
@@ -287,26 +306,28 @@ def dense_index_kind(count: int) -> str:
     return "flat-ip" if count <= HNSW_FROM else "hnsw32-ip"
 
 
-def _dense_index(vectors: np.ndarray):
+def _dense_index(vectors: np.ndarray, dim: int):
     """Exact inner product over unit vectors (= cosine), or HNSW for large collections.
 
     The hybrid searcher rescores every candidate with exact cosines from the stored
     vectors, so HNSW's approximation only affects which passages become candidates."""
     import faiss
 
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
     if dense_index_kind(len(vectors)) == "flat-ip":
-        index = faiss.IndexFlatIP(vectors.shape[1])
+        index = faiss.IndexFlatIP(dim)
     else:
-        index = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
     index.add(vectors)
     return index
 
 
-def _bm25_index(texts: list[str]):
+def _bm25_index(tokens: list[list[str]]):
+    """BM25 over every passage of every segment: its statistics (IDF, mean length) are
+    global, so scores do not depend on how passages happen to be split into segments."""
     import bm25s
 
     bm25 = bm25s.BM25(k1=1.2, b=0.75)
-    bm25.index([tokenize(text) for text in texts], show_progress=False)
+    bm25.index(tokens, show_progress=False)
     return bm25

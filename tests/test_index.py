@@ -6,7 +6,7 @@ import pytest
 
 from core.config import SearchSettings, SplitSettings
 from core.errors import DocumentError, IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
-from core.store import current_version, read_index, writer_lock
+from core.store import current_version, read_index, read_manifest, writer_lock
 from indexer.build import build_index
 from indexer.loaders import load_paths
 from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
@@ -115,7 +115,7 @@ def test_other_format_version_must_be_rebuilt(corpus, tmp_path, fake_embedder):
 def test_tampered_file_is_detected_by_checksum(corpus, tmp_path, fake_embedder):
     root = tmp_path / "index"
     _build(corpus, root, fake_embedder)
-    passages = current_version(root) / "passages.jsonl"
+    passages = root / "segments" / read_manifest(root).segments[0].name / "passages.jsonl"
     passages.write_text(passages.read_text().replace("Volga", "Rhine"))
     with pytest.raises(IndexCorrupt, match="checksum"):
         read_index(root)
@@ -164,7 +164,7 @@ def test_large_collections_get_an_hnsw_index_that_finds_the_same_passages(corpus
     root = tmp_path / "index"
     _build(corpus, root, fake_embedder)
     index = load_index(root, fake_embedder)
-    assert index.manifest.dense_index == "hnsw32-ip" and hasattr(index.dense, "hnsw")
+    assert index.manifest.segments[0].dense_index == "hnsw32-ip" and hasattr(index.dense.indexes[0], "hnsw")
     hits = DenseSearcher(index, fake_embedder).search("longest river in Europe", 1)
     assert hits[0].passage.doc == "rivers.md"
 
@@ -179,3 +179,89 @@ def test_long_queries_are_matched_at_passage_level_only(corpus, tmp_path, fake_e
     short, long = "bees and honey", "bees make honey and the Volga is the longest river in Europe today"
     assert [h.score for h in with_sentences.search(long, 5)] == [h.score for h in without.search(long, 5)]
     assert [h.score for h in with_sentences.search(short, 5)] != [h.score for h in without.search(short, 5)]
+
+
+def _segment_files(root):
+    """Every segment file with its modification time and inode: what a write touched."""
+    return {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in (root / "segments").rglob("*") if p.is_file()}
+
+
+def test_adding_a_document_writes_only_a_new_segment(corpus, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    before = _segment_files(root)
+    (corpus / "owls.txt").write_text("Owls hunt at night. They fly without a sound.", encoding="utf-8")
+    embedder = FakeEmbedder()
+    report = _build(corpus, root, embedder)
+    assert report.added == ["owls.txt"] and report.embedded == 1 and report.carried == 0
+    after = _segment_files(root)
+    assert all(after[path] == stamp for path, stamp in before.items())  # not one byte rewritten
+    index = read_index(root)
+    assert len(index.segments) == 2 and sorted(index.documents) == ["bees.txt", "owls.txt", "rivers.md"]
+    hits = HybridSearcher(DenseSearcher(index, embedder), LexicalSearcher(index), SearchSettings()).search(
+        "owls hunt at night", 2
+    )
+    assert hits[0].passage.doc == "owls.txt"
+
+
+def test_changing_a_document_carries_its_segment_neighbours_without_embedding(corpus, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    rivers = [p for p in read_index(root).passages if p.doc == "rivers.md"]
+    (corpus / "bees.txt").write_text("Bees dance to tell where flowers are.", encoding="utf-8")
+    embedder = FakeEmbedder()
+    report = _build(corpus, root, embedder)
+    assert report.changed == ["bees.txt"] and report.carried == len(rivers)
+    assert sum(embedder.calls) == 2  # the new passage and its one sentence
+    index = read_index(root)
+    assert len(index.segments) == 1 and [p for p in index.passages if p.doc == "rivers.md"] == rivers
+
+
+def test_segments_merge_and_search_as_one_index(corpus, tmp_path, fake_embedder, monkeypatch):
+    """Many small writes: the segment count stays bounded, and every score equals the one a
+    single build of the same documents gives."""
+    import indexer.build
+
+    monkeypatch.setattr(indexer.build, "MAX_SEGMENTS", 3)
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    for i in range(6):
+        (corpus / f"note{i}.txt").write_text(f"Note {i} is about the river Volga and bees {i}.", encoding="utf-8")
+        _build(corpus, root, fake_embedder)
+        assert len(read_manifest(root).segments) <= 3
+    once = tmp_path / "once"
+    _build(corpus, once, fake_embedder)
+
+    def ranking(path):
+        index = read_index(path)
+        searcher = HybridSearcher(DenseSearcher(index, fake_embedder), LexicalSearcher(index), SearchSettings())
+        return sorted(
+            (h.passage.id, round(h.score, 5), round(h.scores["bm25"], 5)) for h in searcher.search("Volga bees", 20)
+        )
+
+    assert ranking(root) == ranking(once)
+    assert len(list((root / "segments").iterdir())) == len(read_manifest(root).segments)  # retired ones deleted
+
+
+def test_stacked_rows_and_segmented_search_match_one_array():
+    import faiss
+    import numpy as np
+
+    from core.store import SegmentedDense, Stacked
+
+    rng = np.random.default_rng(3)
+    parts = [rng.standard_normal((n, 8)).astype(np.float32) for n in (5, 0, 7, 3)]
+    whole = np.vstack(parts)
+    rows = np.array([14, 0, 6, 5, 12, 4])
+    assert (Stacked(parts)[rows] == whole[rows]).all() and (Stacked(parts)[7] == whole[7]).all()
+    indexes = []
+    for part in parts:
+        index = faiss.IndexFlatIP(8)
+        index.add(part)
+        indexes.append(index)
+    flat = faiss.IndexFlatIP(8)
+    flat.add(whole)
+    query = rng.standard_normal((1, 8)).astype(np.float32)
+    scores, found = SegmentedDense(indexes).search(query, 6)
+    expected_scores, expected = flat.search(query, 6)
+    assert (found == expected).all() and np.allclose(scores, expected_scores)

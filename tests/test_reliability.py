@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from core.config import SplitSettings
 from core.errors import BadQuestion, IndexBusy
-from core.store import current_version, read_index, writer_lock
+from core.store import current_version, read_index, read_manifest, writer_lock
 from indexer.build import build_index
 from indexer.loaders import load_paths
 from retriever.engine import Engine
@@ -107,7 +107,7 @@ def test_tampered_index_is_a_clear_cli_error(seed_index, tmp_path):
 
     root = tmp_path / "index"
     shutil.copytree(seed_index, root)
-    vectors = current_version(root) / "vectors.npy"
+    vectors = root / "segments" / read_manifest(root).segments[0].name / "vectors.npy"
     vectors.write_bytes(vectors.read_bytes()[:-100])  # truncated
     result = _cite("search", "Gazprom", "--index", root)
     _, stderr = result.communicate(timeout=120)
