@@ -35,7 +35,7 @@ def features(engine: Engine, questions: list) -> tuple[np.ndarray, np.ndarray]:
     settings = engine.settings.answer
     for question in questions:
         vector = engine.embedder.encode([question.question])
-        hits = engine._searcher.search_with_vector(question.question, vector, 10)  # noqa: SLF001
+        hits = engine.search_with_vector(question.question, vector, 10)
         ranked = rank_sentences(question.question, vector, hits, index, settings)
         rows.append(evidence_for(question.question, ranked, hits, index, settings).vector())
         labels.append(1.0 if question.answerable else 0.0)

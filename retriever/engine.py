@@ -61,9 +61,13 @@ class Engine:
 
     def search(self, question: str, k: int = 10) -> list[Hit]:
         question = check_question(question)
+        return self.search_with_vector(question, self.embedder.encode([question]), k)
+
+    def search_with_vector(self, question: str, vector: Any, k: int = 10) -> list[Hit]:
+        """`search` with the question already embedded (eval and bench embed them in one batch)."""
         self.refresh()
         assert self._searcher is not None
-        return self._searcher.search(question, k)
+        return self._searcher.search_with_vector(question, vector, k)
 
     def ask(self, question: str, k: int = 10, history: Sequence[str] = ()) -> Answer:
         """Answers `question`; `history` holds the user's earlier questions, oldest first,
