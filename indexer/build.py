@@ -30,7 +30,7 @@ from core.text import sentences_in_span
 from core.types import Document, Passage
 from indexer.splitter import split_document
 
-# Called with (texts embedded so far, texts to embed in all): passages, then their sentences.
+# Called with (texts embedded so far, texts to embed in all): passages, titles, sentences.
 Progress = Callable[[int, int], None]
 EMBED_BATCH = 128
 HNSW_FROM = 100_000  # passages; exact search over 100k vectors already takes ~20 ms on 2 cores
@@ -123,7 +123,8 @@ def build_index(
         keep = set(unchanged)
         rows = {doc: r for segment in retired for doc, r in _rows_of(segment, keep).items()}
         carried_passages = sum(map(len, rows.values()))
-        rows.update(_embed_documents([(d, split_document(d, split)) for d in fresh], embedder, progress))
+        pairs = [(d, split_document(d, split)) for d in fresh]
+        rows.update(_embed_documents(pairs, embedder, progress, split.passage_vectors == "sentence-mean"))
         segment_docs = sorted([d for s in retired for d in s.documents if d.doc in keep] + fresh, key=lambda d: d.doc)
         records = [s.record for s in kept]
         if segment_docs:
@@ -213,10 +214,14 @@ def _reusable_index(root: Path, embedder: Embedder, split: SplitSettings) -> tup
 
 
 def _embed_documents(
-    fresh: list[tuple[Document, list[Passage]]], embedder: Embedder, progress: Progress | None
+    fresh: list[tuple[Document, list[Passage]]],
+    embedder: Embedder,
+    progress: Progress | None,
+    sentence_mean: bool = False,
 ) -> dict[str, list[Row]]:
     """Embeds and tokenizes new passages, and embeds their sentences; a sentence shared by
-    overlapping passages is embedded once."""
+    overlapping passages is embedded once. With `sentence_mean`, a passage's vector is the
+    mean of its sentences' and its title's vectors instead of a model run of its own."""
     passage_texts: list[str] = []
     sentence_texts: dict[tuple[str, int, int], str] = {}
     layout = []
@@ -226,33 +231,43 @@ def _embed_documents(
             spans = sentences_in_span(document.text, passage.start, passage.end)
             for start, end, text in spans:
                 sentence_texts.setdefault((document.doc, start, end), text)
-            layout.append((document.doc, passage, [(start, end) for start, end, _ in spans]))
+            layout.append((document, passage, [(start, end) for start, end, _ in spans]))
     keys = list(sentence_texts)
-    total = len(passage_texts) + len(keys)
-    passage_vectors = _embed(passage_texts, embedder, progress, 0, total)
-    sentence_vectors = _embed([sentence_texts[k] for k in keys], embedder, progress, len(passage_texts), total)
+    titles = sorted({d.title for d, _ in fresh if d.title}) if sentence_mean else []
+    texts = ([] if sentence_mean else passage_texts) + titles + [sentence_texts[k] for k in keys]
+    vectors = _embed(texts, embedder, progress)
+    sentence_vectors = vectors[len(texts) - len(keys) :]
+    title_vectors = dict(zip(titles, vectors[len(texts) - len(keys) - len(titles) :], strict=False))
     sentence_row = {key: i for i, key in enumerate(keys)}
     embedded: dict[str, list[Row]] = {document.doc: [] for document, _ in fresh}
-    for i, (doc, passage, spans) in enumerate(layout):
-        rows = [sentence_row[(doc, start, end)] for start, end in spans]
-        embedded[doc].append(
-            Row(
-                passage,
-                passage_vectors[i],
-                tokenize(passage_texts[i]),
-                np.array(spans, dtype=np.int64).reshape(-1, 2),
-                sentence_vectors[rows].reshape(-1, embedder.dim),
-            )
+    for i, (document, passage, spans) in enumerate(layout):
+        own = sentence_vectors[[sentence_row[(document.doc, start, end)] for start, end in spans]].reshape(
+            -1, embedder.dim
+        )
+        if sentence_mean:
+            parts = np.vstack([own, [title_vectors[document.title]]]) if document.title else own
+            vector = _unit_mean(parts, embedder.dim)
+        else:
+            vector = vectors[i]
+        embedded[document.doc].append(
+            Row(passage, vector, tokenize(passage_texts[i]), np.array(spans, dtype=np.int64).reshape(-1, 2), own)
         )
     return embedded
 
 
-def _embed(texts: list[str], embedder: Embedder, progress: Progress | None, done: int, total: int) -> np.ndarray:
+def _unit_mean(vectors: np.ndarray, dim: int) -> np.ndarray:
+    if not len(vectors):
+        return np.zeros(dim, dtype=np.float32)
+    mean = vectors.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def _embed(texts: list[str], embedder: Embedder, progress: Progress | None) -> np.ndarray:
     chunks = []
     for first in range(0, len(texts), EMBED_BATCH):
         chunks.append(embedder.encode(texts[first : first + EMBED_BATCH]))
         if progress:
-            progress(done + min(first + EMBED_BATCH, len(texts)), total)
+            progress(min(first + EMBED_BATCH, len(texts)), len(texts))
     return np.vstack(chunks) if chunks else np.zeros((0, embedder.dim), dtype=np.float32)
 
 

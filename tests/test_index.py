@@ -265,3 +265,26 @@ def test_stacked_rows_and_segmented_search_match_one_array():
     scores, found = SegmentedDense(indexes).search(query, 6)
     expected_scores, expected = flat.search(query, 6)
     assert (found == expected).all() and np.allclose(scores, expected_scores)
+
+
+def test_sentence_mean_vectors_embed_no_passage_text(corpus, tmp_path):
+    import numpy as np
+
+    from core.types import Document
+
+    class Recording(FakeEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.texts: list[str] = []
+
+        def encode(self, texts):
+            self.texts += list(texts)
+            return super().encode(texts)
+
+    embedder = Recording()
+    document = Document("owls.txt", "Owls hunt at night. They fly without a sound.", title="Owls")
+    build_index([document], tmp_path / "index", embedder, SplitSettings(passage_vectors="sentence-mean"))
+    assert sorted(embedder.texts) == ["Owls", "Owls hunt at night.", "They fly without a sound."]
+    index = read_index(tmp_path / "index")
+    mean = embedder.encode(["Owls hunt at night.", "They fly without a sound.", "Owls"]).mean(axis=0)
+    assert np.allclose(index.vectors[0], mean / np.linalg.norm(mean), atol=1e-6)

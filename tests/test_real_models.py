@@ -80,3 +80,23 @@ def test_follow_up_answers_the_new_question_about_the_old_subject(seed_engine):
     answer = seed_engine.ask("And who supported it?", history=["Who proposed the creation of a CSO joint command?"])
     assert "CSO" in answer.question  # made standalone before retrieval
     assert "Lukashenka supported it" in answer.citations[0].quote
+
+
+def test_fast_index_embeds_only_sentences_and_still_finds_the_evidence(tmp_path, real_embedder):
+    from core.config import SearchSettings, SplitSettings
+    from indexer.build import build_index
+    from indexer.loaders import load_paths
+    from retriever.engine import Engine
+
+    root = tmp_path / "index"
+    report = build_index(
+        load_paths([SEEDS]).documents, root, real_embedder, SplitSettings(passage_vectors="sentence-mean")
+    )
+    engine = Engine(root, real_embedder)
+    questions = [q for q in load_questions(SEED_QUESTIONS) if q.answerable]
+    qrels = evidence_qrels(questions, engine.index.passages)
+    results = evaluate_methods(
+        engine.index, real_embedder, {q.id: q.question for q in questions}, qrels, SearchSettings(), ("hit@5",), k=10
+    )
+    assert report.passages == len(engine.index.passages)
+    assert {r.method: r.metrics for r in results}["hybrid"]["hit@5"] >= 0.95

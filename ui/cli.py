@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("paths", nargs="*", type=Path, help="files or folders (default: seeds/)")
     _index_option(index)
     index.add_argument("--max-chars", type=int, default=None, help="passage size limit (default 1000)")
+    index.add_argument(
+        "--fast",
+        action="store_true",
+        help="embed sentences only; a passage's vector is their mean (about 2x faster, slightly less accurate)",
+    )
     index.set_defaults(run=_index)
 
     for name, run, help_text in (
@@ -103,7 +108,10 @@ def _index(args: argparse.Namespace) -> int:
     loaded = load_paths(paths)
     for skipped in loaded.skipped:
         print(f"cite: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
-    split = SplitSettings() if args.max_chars is None else SplitSettings(max_chars=args.max_chars)
+    split = SplitSettings(
+        max_chars=SplitSettings.max_chars if args.max_chars is None else args.max_chars,
+        passage_vectors="sentence-mean" if args.fast else "passage",
+    )
     report = build_index(
         loaded.documents,
         args.index,
@@ -133,7 +141,7 @@ def _summary(report: Any, documents: int) -> str:
 
 
 def _progress_printer():
-    """Passages/s and ETA on a terminal; silent when output is piped."""
+    """Texts/s and ETA on a terminal; silent when output is piped."""
     if not sys.stderr.isatty():
         return None
     started = time.perf_counter()
@@ -142,7 +150,7 @@ def _progress_printer():
         rate = done / max(time.perf_counter() - started, 1e-9)
         eta = (total - done) / rate if rate else 0.0
         end = "\n" if done >= total else ""
-        print(f"\r  embedded {done}/{total} passages, {rate:.0f} passages/s, ETA {eta:.0f}s ", end=end, file=sys.stderr)
+        print(f"\r  embedded {done}/{total} texts, {rate:.0f} texts/s, ETA {eta:.0f}s ", end=end, file=sys.stderr)
 
     return show
 
