@@ -58,7 +58,8 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     passages: int = 0
-    embedded: int = 0
+    embedded: int = 0  # passages
+    texts_embedded: int = 0  # model inputs: passages (or titles), and sentences
     carried: int = 0  # passages copied from retired segments, without embedding
     seconds: float = 0.0
     rebuilt_because: str = ""  # why nothing of the old index could be reused
@@ -124,7 +125,10 @@ def build_index(
         rows = {doc: r for segment in retired for doc, r in _rows_of(segment, keep).items()}
         carried_passages = sum(map(len, rows.values()))
         pairs = [(d, split_document(d, split)) for d in fresh]
-        rows.update(_embed_documents(pairs, embedder, progress, split.passage_vectors == "sentence-mean"))
+        fresh_rows, texts_embedded = _embed_documents(
+            pairs, embedder, progress, split.passage_vectors == "sentence-mean"
+        )
+        rows.update(fresh_rows)
         segment_docs = sorted([d for s in retired for d in s.documents if d.doc in keep] + fresh, key=lambda d: d.doc)
         records = [s.record for s in kept]
         if segment_docs:
@@ -144,6 +148,7 @@ def build_index(
             unchanged=unchanged,
             passages=passage_count,
             embedded=sum(len(rows[d.doc]) for d in fresh),
+            texts_embedded=texts_embedded,
             carried=carried_passages,
             seconds=time.perf_counter() - started,
             rebuilt_because=why_rebuild,
@@ -218,10 +223,11 @@ def _embed_documents(
     embedder: Embedder,
     progress: Progress | None,
     sentence_mean: bool = False,
-) -> dict[str, list[Row]]:
+) -> tuple[dict[str, list[Row]], int]:
     """Embeds and tokenizes new passages, and embeds their sentences; a sentence shared by
     overlapping passages is embedded once. With `sentence_mean`, a passage's vector is the
-    mean of its sentences' and its title's vectors instead of a model run of its own."""
+    mean of its sentences' and its title's vectors instead of a model run of its own.
+    Returns the rows by document and how many texts the model embedded."""
     passage_texts: list[str] = []
     sentence_texts: dict[tuple[str, int, int], str] = {}
     layout = []
@@ -252,7 +258,7 @@ def _embed_documents(
         embedded[document.doc].append(
             Row(passage, vector, tokenize(passage_texts[i]), np.array(spans, dtype=np.int64).reshape(-1, 2), own)
         )
-    return embedded
+    return embedded, len(texts)
 
 
 def _unit_mean(vectors: np.ndarray, dim: int) -> np.ndarray:
