@@ -240,10 +240,16 @@ def _embed_documents(
             layout.append((document, passage, [(start, end) for start, end, _ in spans]))
     keys = list(sentence_texts)
     titles = sorted({d.title for d, _ in fresh if d.title}) if sentence_mean else []
-    texts = ([] if sentence_mean else passage_texts) + titles + [sentence_texts[k] for k in keys]
-    vectors = _embed(texts, embedder, progress)
-    sentence_vectors = vectors[len(texts) - len(keys) :]
-    title_vectors = dict(zip(titles, vectors[len(texts) - len(keys) - len(titles) :], strict=False))
+    # Passages and short texts are embedded in separate runs: int8 activations are quantised
+    # per batch, so a text's vector shifts slightly with its batch mates, and keeping
+    # passages with passages keeps an index reproducible whatever else it holds.
+    first = [] if sentence_mean else passage_texts
+    second = titles + [sentence_texts[k] for k in keys]
+    total = len(first) + len(second)
+    passage_vectors = _embed(first, embedder, progress, 0, total)
+    short_vectors = _embed(second, embedder, progress, len(first), total)
+    title_vectors = dict(zip(titles, short_vectors, strict=False))
+    sentence_vectors = short_vectors[len(titles) :]
     sentence_row = {key: i for i, key in enumerate(keys)}
     embedded: dict[str, list[Row]] = {document.doc: [] for document, _ in fresh}
     for i, (document, passage, spans) in enumerate(layout):
@@ -254,11 +260,11 @@ def _embed_documents(
             parts = np.vstack([own, [title_vectors[document.title]]]) if document.title else own
             vector = _unit_mean(parts, embedder.dim)
         else:
-            vector = vectors[i]
+            vector = passage_vectors[i]
         embedded[document.doc].append(
             Row(passage, vector, tokenize(passage_texts[i]), np.array(spans, dtype=np.int64).reshape(-1, 2), own)
         )
-    return embedded, len(texts)
+    return embedded, total
 
 
 def _unit_mean(vectors: np.ndarray, dim: int) -> np.ndarray:
@@ -268,12 +274,12 @@ def _unit_mean(vectors: np.ndarray, dim: int) -> np.ndarray:
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
-def _embed(texts: list[str], embedder: Embedder, progress: Progress | None) -> np.ndarray:
+def _embed(texts: list[str], embedder: Embedder, progress: Progress | None, done: int, total: int) -> np.ndarray:
     chunks = []
     for first in range(0, len(texts), EMBED_BATCH):
         chunks.append(embedder.encode(texts[first : first + EMBED_BATCH]))
         if progress:
-            progress(min(first + EMBED_BATCH, len(texts)), len(texts))
+            progress(done + min(first + EMBED_BATCH, len(texts)), total)
     return np.vstack(chunks) if chunks else np.zeros((0, embedder.dim), dtype=np.float32)
 
 
