@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     curve = faiss_curve(args.sizes)
     at_scale = search_at_scale(args.passages)
     print(json.dumps(at_scale), flush=True)
+    write_results(curve, at_scale)
+
+
+def write_results(curve: list[dict[str, Any]], at_scale: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scale.json").write_text(json.dumps({"faiss": curve, "cite": at_scale}, indent=1) + "\n")
     lines = [

@@ -85,7 +85,7 @@ class Manifest:
         return cls(**{**data, "documents": documents, "segments": segments})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one loaded segment is one object: compared by identity
 class Segment:
     """One segment, loaded: its arrays stay memory-mapped."""
 

@@ -113,7 +113,8 @@ def build_index(
             )
         stored = old.documents if old else {}
         unchanged = [d.doc for d in documents if d.doc in stored and old_docs[d.doc].sha256 == d.sha256]
-        fresh = [d for d in documents if d.doc not in set(unchanged)]
+        keep = set(unchanged)
+        fresh = [d for d in documents if d.doc not in keep]
         removed = sorted(set(old_docs) - {d.doc for d in documents})
         if old and not fresh and not removed:
             return IndexReport(
@@ -121,7 +122,6 @@ def build_index(
             )
 
         kept, retired = _plan_segments(old.segments if old else [], {d.doc for d in fresh} | set(removed))
-        keep = set(unchanged)
         rows = {doc: r for segment in retired for doc, r in _rows_of(segment, keep).items()}
         carried_passages = sum(map(len, rows.values()))
         pairs = [(d, split_document(d, split)) for d in fresh]
