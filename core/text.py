@@ -16,7 +16,9 @@ _HYPHEN_KEPT = r"(?<=[\w.]-)\s*\n\s*(?=\w)"
 # A blank line inside a sentence (a PDF page or column break) is not a paragraph.
 _FALSE_PARAGRAPH = r"(?<=[\w,;])[ \t\r\f\v]*\n(?:[ \t\r\f\v]*\n)+\s*(?=[a-z])"
 _PARAGRAPH_BREAK = r"[ \t\r\f\v]*\n(?:[ \t\r\f\v]*\n)+\s*"
-_SPACE = r"\s+"
+# Any whitespace but a lone space (which stays as it is: matching every one costs a
+# Python-level step per word).
+_SPACE = r"(?: \s+|[^\S ]\s*)"
 _NORMALISE = re.compile(
     f"(?P<hyphen>{_HYPHEN_BREAK})|(?P<kept>{_HYPHEN_KEPT})|(?P<space>{_FALSE_PARAGRAPH})"
     f"|(?P<para>{_PARAGRAPH_BREAK})|(?P<space2>{_SPACE})"
@@ -120,13 +122,18 @@ _ABBREVIATIONS = {
 }
 
 
+_LAST_WORD = re.compile(r"([\w.]+)$")
+_LONGEST_ABBREVIATION = 40
+
+
 def _ends_with_abbreviation(text: str, dot: int) -> bool:
     """True when the '.' at `dot` closes an abbreviation or an initial, not a sentence."""
     if text[dot] != ".":
         return False
-    word = re.search(r"([\w.]+)$", text[:dot])
-    if not word:
-        return False
+    # Only the last few characters: searching all of text[:dot] made splitting quadratic.
+    word = _LAST_WORD.search(text, max(0, dot - _LONGEST_ABBREVIATION), dot)
+    if not word or word.start() == dot - _LONGEST_ABBREVIATION > 0:
+        return False  # no word, or one too long to be an abbreviation or initials
     token = word.group(1).lower()
     return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha()) or bool(re.fullmatch(r"(\w\.)+\w", token))
 
