@@ -131,11 +131,11 @@ def build_index(
         rows.update(fresh_rows)
         segment_docs = sorted([d for s in retired for d in s.documents if d.doc in keep] + fresh, key=lambda d: d.doc)
         records = [s.record for s in kept]
-        if segment_docs:
-            records.append(_write_segment(root, segment_docs, rows, embedder.dim))
-        passage_count = sum(r.passages for r in records)
+        passage_count = sum(r.passages for r in records) + sum(len(rows.get(d.doc, [])) for d in segment_docs)
         if not passage_count:
             raise DocumentError("The documents hold no text to index.")
+        if segment_docs:
+            records.append(_write_segment(root, segment_docs, rows, embedder.dim))
         counts = {**{name: old_docs[name].passages for name in unchanged}, **{d: len(r) for d, r in rows.items()}}
         manifest = _manifest(documents, records, counts, embedder, split, old_docs, keep)
         new_tokens = [row.tokens for d in segment_docs for row in rows.get(d.doc, [])]
