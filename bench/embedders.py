@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.run import RESULTS, subset
+from bench.run import RESULTS, index_subset, subset
+from core.config import SplitSettings
 from core.embedder import EMBEDDERS, embedder_named
 
 SAMPLE = 200  # texts per speed measurement
@@ -30,28 +31,6 @@ def speed(embedder: Any, texts: list[str]) -> float:
     started = time.perf_counter()
     embedder.encode(texts)
     return round(len(texts) / (time.perf_counter() - started), 1)
-
-
-def subset_ndcg(embedder: Any, docs: int, workdir: Path) -> tuple[float, float]:
-    """(nDCG@10 of cite's hybrid search on the subset, seconds to index it)."""
-    from core.config import SplitSettings
-    from eval.metrics import evaluate
-    from eval.runner import run_queries
-    from indexer.build import build_index
-    from indexer.loaders import load_paths
-    from retriever.engine import Engine
-
-    records, queries, qrels = subset(docs)
-    corpus = workdir / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    root = workdir / "index"
-    started = time.perf_counter()
-    build_index(load_paths([corpus]).documents, root, embedder, SplitSettings())
-    seconds = time.perf_counter() - started
-    engine = Engine(root, embedder)
-    vectors = {qid: embedder.encode([q]) for qid, q in queries.items()}
-    run = run_queries(engine.search_with_vector, queries, vectors, 100, by_document=True)
-    return round(evaluate(run, qrels, ("ndcg@10",))["ndcg@10"], 4), round(seconds, 1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         # Speed first: searching sets OpenMP to one thread (see DenseSearcher), which torch shares.
         passages_per_s, sentences_per_s = speed(embedder, passages), speed(embedder, sentences)
         with tempfile.TemporaryDirectory() as tmp:
-            ndcg, index_s = subset_ndcg(embedder, args.docs, Path(tmp))
+            measured = index_subset(args.docs, Path(tmp), embedder, SplitSettings())
         rows.append(
             {
                 "embedder": name,
@@ -82,8 +61,8 @@ def main(argv: list[str] | None = None) -> None:
                 "sentences_per_s": sentences_per_s,
                 "cosine_to_torch_mean": round(float(np.mean(cosines)), 4),
                 "cosine_to_torch_min": round(float(np.min(cosines)), 4),
-                "ndcg@10": ndcg,
-                "index_seconds": index_s,
+                "ndcg@10": measured.ndcg,
+                "index_seconds": round(measured.seconds, 1),
             }
         )
         print(json.dumps(rows[-1]), flush=True)

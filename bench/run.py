@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,20 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def phase_cite(docs: int, workdir: Path, fast: bool = False) -> dict[str, Any]:
-    from core.config import SplitSettings
-    from core.embedder import default_embedder
+@dataclass(frozen=True)
+class SubsetRun:
+    """cite indexed over the SciFact subset and scored on its test queries."""
+
+    records: list[dict]
+    queries: dict[str, str]
+    report: Any  # indexer.build.IndexReport
+    seconds: float  # indexing wall time
+    engine: Any  # retriever.engine.Engine
+    ndcg: float  # nDCG@10 of the hybrid search, documents scored by their best passage
+
+
+def index_subset(docs: int, workdir: Path, embedder: Any, split: Any, name: str = "cite-index") -> SubsetRun:
+    """Indexes the `docs`-abstract subset into workdir/name (timed), then scores the search."""
     from eval.metrics import evaluate
     from eval.runner import run_queries
     from indexer.build import build_index
@@ -84,27 +96,36 @@ def phase_cite(docs: int, workdir: Path, fast: bool = False) -> dict[str, Any]:
     records, queries, qrels = subset(docs)
     corpus = workdir / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    root = workdir / ("cite-fast-index" if fast else "cite-index")
-    embedder = default_embedder()
-    embedder.encode(["load the model before the clock starts"])
     started = time.perf_counter()
-    split = SplitSettings(passage_vectors="sentence-mean" if fast else "passage")
-    report = build_index(load_paths([corpus]).documents, root, embedder, split)
+    report = build_index(load_paths([corpus]).documents, workdir / name, embedder, split)
     seconds = time.perf_counter() - started
-    engine = Engine(root, embedder)
+    engine = Engine(workdir / name, embedder)
     vectors = {qid: embedder.encode([q]) for qid, q in queries.items()}
     run = run_queries(engine.search_with_vector, queries, vectors, 100, by_document=True)
-    search_ms, ask_ms = time_queries(engine, list(queries.values()))
+    ndcg = round(evaluate(run, qrels, ("ndcg@10",))["ndcg@10"], 4)
+    return SubsetRun(records, queries, report, seconds, engine, ndcg)
+
+
+def phase_cite(docs: int, workdir: Path, fast: bool = False) -> dict[str, Any]:
+    from core.config import SplitSettings
+    from core.embedder import default_embedder
+
+    embedder = default_embedder()
+    embedder.encode(["load the model before the clock starts"])
+    split = SplitSettings(passage_vectors="sentence-mean" if fast else "passage")
+    measured = index_subset(docs, workdir, embedder, split, "cite-fast-index" if fast else "cite-index")
+    report, seconds = measured.report, measured.seconds
+    search_ms, ask_ms = time_queries(measured.engine, list(measured.queries.values()))
     return {
         "system": "cite --fast" if fast else "cite",
         "embedder": embedder.fingerprint.split(":")[-1] if ":" in embedder.fingerprint else "torch",
-        "docs": len(records),
+        "docs": len(measured.records),
         "passages": report.passages,
         "texts_embedded": report.texts_embedded,
         "index_seconds": round(seconds, 1),
         "passages_per_second": round(report.passages / seconds, 1),
-        "docs_per_second": round(len(records) / seconds, 2),
-        "ndcg@10": round(evaluate(run, qrels, ("ndcg@10",))["ndcg@10"], 4),
+        "docs_per_second": round(len(measured.records) / seconds, 2),
+        "ndcg@10": measured.ndcg,
         "search": search_ms,
         "ask": ask_ms,
         "peak_rss_mb": peak_rss_mb(),

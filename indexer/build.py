@@ -188,7 +188,8 @@ def _rows_of(segment: Segment, docs: set[str]) -> dict[str, list[Row]]:
 
 def _write_segment(root: Path, documents: list[Document], rows: dict[str, list[Row]], dim: int) -> SegmentRecord:
     ordered = [row for document in documents for row in rows.get(document.doc, [])]
-    vectors = np.vstack([row.vector for row in ordered]).astype(np.float32) if ordered else np.zeros((0, dim))
+    vectors = np.vstack([row.vector for row in ordered]) if ordered else np.zeros((0, dim))
+    vectors = vectors.astype(np.float32)
     kind = dense_index_kind(len(ordered))
     return write_segment(
         root,
@@ -197,7 +198,7 @@ def _write_segment(root: Path, documents: list[Document], rows: dict[str, list[R
         [row.tokens for row in ordered],
         vectors,
         _sentence_arrays(ordered, dim),
-        _dense_index(vectors.astype(np.float32), dim),
+        _dense_index(vectors, dim),
         kind,
     )
 
