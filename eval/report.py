@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from eval.published import PUBLISHED, published_table
 from eval.suite import EvalReport
 
 REPORTS = Path(__file__).resolve().parent / "reports"
@@ -94,7 +95,23 @@ def write_report(report: EvalReport, folder: Path = REPORTS) -> tuple[Path, Path
     markdown.write_text(
         f"# Retrieval eval: {report.name}\n\n"
         f"Run {time.strftime('%Y-%m-%d %H:%M')}. Metrics are means over the judged questions.\n\n"
-        f"```\n{format_table(report)}\n```\n\n![{_LABEL.get(report.curve_metric)} by k]({png.name})\n",
+        f"```\n{format_table(report)}\n```\n\n![{_LABEL.get(report.curve_metric)} by k]({png.name})\n"
+        + _published_section(report),
         encoding="utf-8",
     )
     return markdown, png
+
+
+def _published_section(report: EvalReport) -> str:
+    """The published numbers for this test split, and how many of them each method beats."""
+    table = published_table(report.name)
+    if not table:
+        return ""
+    best = max(PUBLISHED[report.name.lower()], key=lambda row: row.ndcg10)
+    lines = [
+        f"- {r.method}: nDCG@10 {r.metrics['ndcg@10']:.4f}, "
+        f"{r.metrics['ndcg@10'] - best.ndcg10:+.4f} against the best published row ({best.system})"
+        for r in report.results
+        if "ndcg@10" in r.metrics
+    ]
+    return "\n## Published numbers, same test split\n\n" + table + "\n\n" + "\n".join(lines) + "\n"

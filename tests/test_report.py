@@ -1,0 +1,25 @@
+from eval.report import write_report
+from eval.runner import MethodResult
+from eval.suite import EvalReport
+
+
+def _report(name: str) -> EvalReport:
+    results = [
+        MethodResult("dense", {"ndcg@10": 0.60, "recall@100": 0.90}, 1.0, {1: 0.3, 10: 0.7, 100: 0.9}),
+        MethodResult("hybrid", {"ndcg@10": 0.75, "recall@100": 0.96}, 2.0, {1: 0.5, 10: 0.8, 100: 0.96}),
+    ]
+    return EvalReport(name, 300, 5183, 10776, 1.5, results, "recall")
+
+
+def test_beir_test_report_sets_our_numbers_beside_the_published_ones(tmp_path):
+    markdown, png = write_report(_report("scifact-test"), tmp_path)
+    text = markdown.read_text(encoding="utf-8")
+    assert png.exists() and png.stat().st_size > 1000
+    assert f"]({png.name})" in text
+    assert "| bge-small-en-v1.5 (dense) | 0.7127 | 0.9450 |" in text
+    assert "- hybrid: nDCG@10 0.7500, +0.0373 against the best published row (bge-small-en-v1.5 (dense))" in text
+
+
+def test_a_report_without_published_numbers_has_no_such_section(tmp_path):
+    markdown, _ = write_report(_report("scifact-train"), tmp_path)
+    assert "Published numbers" not in markdown.read_text(encoding="utf-8")
