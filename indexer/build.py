@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.acronyms import defined_acronyms, spell_out
 from core.config import SplitSettings
 from core.embedder import Embedder
 from core.errors import CiteError, DocumentError
@@ -125,9 +126,7 @@ def build_index(
         rows = {doc: r for segment in retired for doc, r in _rows_of(segment, keep).items()}
         carried_passages = sum(map(len, rows.values()))
         pairs = [(d, split_document(d, split)) for d in fresh]
-        fresh_rows, texts_embedded = _embed_documents(
-            pairs, embedder, progress, split.passage_vectors == "sentence-mean"
-        )
+        fresh_rows, texts_embedded = _embed_documents(pairs, embedder, progress, split)
         rows.update(fresh_rows)
         segment_docs = sorted([d for s in retired for d in s.documents if d.doc in keep] + fresh, key=lambda d: d.doc)
         records = [s.record for s in kept]
@@ -223,18 +222,22 @@ def _embed_documents(
     fresh: list[tuple[Document, list[Passage]]],
     embedder: Embedder,
     progress: Progress | None,
-    sentence_mean: bool = False,
+    split: SplitSettings,
 ) -> tuple[dict[str, list[Row]], int]:
     """Embeds and tokenizes new passages, and embeds their sentences; a sentence shared by
-    overlapping passages is embedded once. With `sentence_mean`, a passage's vector is the
-    mean of its sentences' and its title's vectors instead of a model run of its own.
-    Returns the rows by document and how many texts the model embedded."""
+    overlapping passages is embedded once. With "sentence-mean" passage vectors, a passage's
+    vector is the mean of its sentences' and its title's vectors instead of a model run of
+    its own. Returns the rows by document and how many texts the model embedded."""
+    sentence_mean = split.passage_vectors == "sentence-mean"
     passage_texts: list[str] = []
+    passage_tokens: list[list[str]] = []
     sentence_texts: dict[tuple[str, int, int], str] = {}
     layout = []
     for document, passages in fresh:
+        acronyms = defined_acronyms(document.title + "\n" + document.text) if split.spell_out_acronyms else {}
         for passage in passages:
             passage_texts.append(indexing_text(document.title, passage.text))
+            passage_tokens.append(tokenize(spell_out(passage_texts[-1], acronyms)))
             spans = sentences_in_span(document.text, passage.start, passage.end)
             for start, end, text in spans:
                 sentence_texts.setdefault((document.doc, start, end), text)
@@ -263,7 +266,7 @@ def _embed_documents(
         else:
             vector = passage_vectors[i]
         embedded[document.doc].append(
-            Row(passage, vector, tokenize(passage_texts[i]), np.array(spans, dtype=np.int64).reshape(-1, 2), own)
+            Row(passage, vector, passage_tokens[i], np.array(spans, dtype=np.int64).reshape(-1, 2), own)
         )
     return embedded, total
 

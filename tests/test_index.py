@@ -288,3 +288,21 @@ def test_sentence_mean_vectors_embed_no_passage_text(corpus, tmp_path):
     index = read_index(tmp_path / "index")
     mean = embedder.encode(["Owls hunt at night.", "They fly without a sound.", "Owls"]).mean(axis=0)
     assert np.allclose(index.vectors[0], mean / np.linalg.norm(mean), atol=1e-6)
+
+
+def test_bm25_finds_an_acronym_by_the_long_form_its_document_defines(tmp_path, fake_embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    filler = " ".join(f"Sentence {n} is about something else entirely." for n in range(30))
+    (folder / "cis.txt").write_text(
+        f"The Commonwealth of Independent States (CIS) was founded in 1991. {filler} "
+        "Over the years the CIS became a talking shop.",
+        encoding="utf-8",
+    )
+    for spell_out, found in ((True, True), (False, False)):
+        root = tmp_path / f"index-{spell_out}"
+        build_index(load_paths([folder]).documents, root, fake_embedder, SplitSettings(spell_out_acronyms=spell_out))
+        hits = LexicalSearcher(read_index(root)).search("what did the commonwealth become", 5)
+        assert any("talking shop" in hit.passage.text for hit in hits) is found
+        # Only the BM25 tokens change: the passage text a reader sees is the original.
+        assert all("(Commonwealth" not in p.text for p in read_index(root).passages)
