@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Literal
+
+from core.errors import CiteError
 
 Fusion = Literal["rrf", "convex"]
 PassageVectors = Literal["passage", "sentence-mean"]
@@ -106,5 +110,47 @@ class Settings:
             bad = set(values) - known
             if bad:
                 raise ValueError(f"Unknown key(s) {sorted(bad)} in [{name}]; known: {sorted(known)}.")
+            # TOML has arrays, not tuples: keep settings hashable and comparable.
+            values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
             built[name] = replace(default, **values)
         return cls(**built)
+
+
+SETTINGS_FILE = "settings.toml"  # in the index folder: search settings tuned for that index
+
+
+def load_settings(index_root: Path) -> Settings:
+    """The index folder's settings.toml ([search] and [answer] groups) over the defaults;
+    the defaults when there is none. Split settings live in the index manifest instead."""
+    path = Path(index_root) / SETTINGS_FILE
+    if not path.is_file():
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        if "split" in data:
+            raise ValueError("[split] is fixed when the index is built; use `cite index` options instead.")
+        return Settings.from_dict(data)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, TypeError) as error:
+        raise CiteError(f"{path} is not usable: {error} Fix or delete it to use the defaults.") from None
+
+
+def save_settings(index_root: Path, settings: Settings, comment: str) -> Path:
+    """Writes the [search] and [answer] groups to the index folder's settings.toml (whole,
+    to a temporary file renamed over it, so a reader never sees half of it)."""
+    path = Path(index_root) / SETTINGS_FILE
+    lines = [f"# {line}" for line in comment.splitlines()]
+    for group in ("search", "answer"):
+        lines += ["", f"[{group}]"]
+        lines += [f"{name} = {_toml_value(value)}" for name, value in asdict(getattr(settings, group)).items()]
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(map(_toml_value, value)) + "]"
+    return repr(value)

@@ -50,13 +50,19 @@ def ndcg(scores: Mapping[str, float], relevant: Mapping[str, int], k: int) -> fl
 _PER_QUERY = {"recall": recall, "hit": hit, "mrr": reciprocal_rank, "ndcg": ndcg}
 
 
-def mean_metric(name: str, run: Run, qrels: Qrels, k: int) -> float:
-    """Mean of one metric (recall, hit, mrr, ndcg) at k over the judged queries."""
+def per_query(name: str, run: Run, qrels: Qrels, k: int) -> dict[str, float]:
+    """One metric (recall, hit, mrr, ndcg) at k for each judged query."""
     measure = _PER_QUERY[name]
     judged = [qid for qid, rels in qrels.items() if any(rel > 0 for rel in rels.values())]
     if not judged:
         raise ValueError("No query has a relevant item; nothing to measure.")
-    return sum(measure(run.get(qid, {}), qrels[qid], k) for qid in judged) / len(judged)
+    return {qid: measure(run.get(qid, {}), qrels[qid], k) for qid in judged}
+
+
+def mean_metric(name: str, run: Run, qrels: Qrels, k: int) -> float:
+    """Mean of one metric (recall, hit, mrr, ndcg) at k over the judged queries."""
+    values = per_query(name, run, qrels, k)
+    return sum(values.values()) / len(values)
 
 
 def evaluate(run: Run, qrels: Qrels, measures: tuple[str, ...]) -> dict[str, float]:

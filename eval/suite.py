@@ -14,9 +14,12 @@ from pathlib import Path
 
 from core.config import Settings
 from core.embedder import Embedder
-from core.store import read_index
+from core.errors import CiteError
+from core.store import StoredIndex, read_index
 from eval.datasets import SEED_QUESTIONS, Question, evidence_qrels, load_beir, load_questions
+from eval.metrics import Qrels
 from eval.runner import MethodResult, evaluate_methods
+from eval.tune import Tuning, tune_search
 from indexer.build import build_index
 from indexer.loaders import load_paths, source_of
 from retriever.engine import Engine
@@ -84,12 +87,12 @@ def evaluate_questions(
     notes = [
         f"{q.id}: document {q.doc} is not in the index" for q in answerable if q.doc and q.doc not in index.documents
     ]
-    qrels = evidence_qrels(answerable, index.passages)
+    queries, qrels = judged_questions(questions, index)
     notes += [f"{q.id}: no passage contains its evidence" for q in answerable if not qrels[q.id]]
     results = evaluate_methods(
         index,
         embedder,
-        {q.id: q.question for q in answerable},
+        queries,
         qrels,
         settings.search,
         SEED_MEASURES,
@@ -107,6 +110,38 @@ def evaluate_questions(
         "hit",
         measure_abstention(engine, questions),
         notes,
+    )
+
+
+def judged_questions(questions: list[Question], index: StoredIndex) -> tuple[dict[str, str], Qrels]:
+    """The answerable questions as queries, and the passages holding their evidence as qrels."""
+    answerable = [q for q in questions if q.answerable]
+    return {q.id: q.question for q in answerable}, evidence_qrels(answerable, index.passages)
+
+
+def tune_questions(questions_path: Path, index_root: Path, embedder: Embedder, settings: Settings) -> Tuning:
+    """Fusion weights tuned on a question file's answerable questions (MRR@10)."""
+    index = read_index(index_root)
+    queries, qrels = judged_questions(load_questions(questions_path), index)
+    return tune_search(index, embedder, queries, qrels, settings.search, "mrr@10")
+
+
+def tune_beir(folder: Path, index_root: Path, embedder: Embedder, settings: Settings, split: str) -> Tuning:
+    """Fusion weights tuned on a BEIR split's queries (nDCG@10); never the test split."""
+    if split == "test":
+        raise CiteError("Tune on the train split (--split train), never on the test queries you report.")
+    dataset = load_beir(folder, split)
+    drop_self = dataset.name.lower() == "arguana"
+    index = read_index(index_root)
+    return tune_search(
+        index,
+        embedder,
+        dataset.queries,
+        dataset.qrels,
+        settings.search,
+        "ndcg@10",
+        by_document=True,
+        drop_self=drop_self,
     )
 
 

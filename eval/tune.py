@@ -1,37 +1,137 @@
-"""Grid search of the fusion settings on tuning queries (never on test queries).
+"""Fusion weights tuned on a set of judged questions (never on test queries), with an
+honest estimate of what the tuning is worth on questions it did not see.
+
+`cite eval --tune` runs it on the seed set or your own questions and saves a winner into
+the index folder's settings.toml; for development on BEIR train queries:
 
     python -m eval.tune --beir ../shared/bench/scifact --split train --index .cite/eval/beir-scifact
     python -m eval.tune --seeds --index .cite/eval/seeds
 
-Reuses an existing index (build it with `cite eval` first): only queries are embedded, so a
-whole grid costs seconds to minutes. Prints the settings ranked by the target metric.
+Only queries are embedded (once), so a whole grid costs seconds to minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.config import SearchSettings
-from core.embedder import default_embedder
-from core.store import read_index
+import numpy as np
+
+from core.config import SearchSettings, load_settings
+from core.embedder import Embedder, default_embedder
+from core.store import StoredIndex, read_index
 from eval.datasets import SEED_QUESTIONS, evidence_qrels, load_beir, load_questions
-from eval.metrics import evaluate
+from eval.metrics import per_query
 from eval.runner import run_queries
 from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher
 
+FOLDS = 5
 
-def grid() -> list[SearchSettings]:
-    """RRF plus convex weights on a 0.1 grid (dense, BM25, best sentence)."""
-    settings = [SearchSettings(fusion="rrf")]
+
+@dataclass(frozen=True)
+class Tuning:
+    metric: str
+    questions: int
+    current: SearchSettings
+    current_value: float  # the current settings, all questions
+    best: SearchSettings  # best on all questions
+    best_value: float  # in-sample: optimistic by construction
+    cross_validated: float  # weights picked on 4/5 of the questions, scored on the other 1/5
+    ranked: list[tuple[float, SearchSettings]]  # every grid point, best first
+
+    @property
+    def worth_it(self) -> bool:
+        """Tuning beats the current settings on questions it was not tuned on."""
+        return self.cross_validated > self.current_value and self.best != self.current
+
+
+def grid(base: SearchSettings) -> list[SearchSettings]:
+    """The current settings, RRF, and convex weights on a 0.1 grid (dense, BM25, best sentence)."""
+    settings = [base, replace(base, fusion="rrf")]
     steps = [round(0.1 * i, 1) for i in range(11)]
     for dense, bm25 in itertools.product(steps, steps):
         sentence = round(1.0 - dense - bm25, 1)
         if sentence >= 0 and (dense, bm25, sentence) != (0, 0, 0):
-            settings.append(SearchSettings(dense_weight=dense, bm25_weight=bm25, sentence_weight=sentence))
+            candidate = replace(base, fusion="convex", dense_weight=dense, bm25_weight=bm25, sentence_weight=sentence)
+            if candidate not in settings:
+                settings.append(candidate)
     return settings
+
+
+def tune_search(
+    index: StoredIndex,
+    embedder: Embedder,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    current: SearchSettings,
+    metric: str = "mrr@10",
+    by_document: bool = False,
+    drop_self: bool = False,
+) -> Tuning:
+    """Scores every grid point on every question, then cross-validates the choice."""
+    name, _, cutoff = metric.partition("@")
+    k = max(int(cutoff), 100 if by_document else int(cutoff))
+    ids = list(queries)
+    matrix = embedder.encode([queries[qid] for qid in ids])
+    vectors = {qid: matrix[i : i + 1] for i, qid in enumerate(ids)}
+    dense, lexical = DenseSearcher(index, embedder), LexicalSearcher(index)
+    candidates = grid(current)
+    values = []  # one row per grid point, one column per judged question
+    for settings in candidates:
+        run = run_queries(
+            HybridSearcher(dense, lexical, settings).search_with_vector, queries, vectors, k, by_document, drop_self
+        )
+        scores = per_query(name, run, qrels, int(cutoff))
+        judged = sorted(scores)
+        values.append([scores[qid] for qid in judged])
+    table = np.asarray(values)
+    means = table.mean(axis=1)
+    order = sorted(range(len(candidates)), key=lambda i: (-means[i], i))  # ties: the current settings first
+    return Tuning(
+        metric,
+        table.shape[1],
+        current,
+        float(means[0]),
+        candidates[order[0]],
+        float(means[order[0]]),
+        _cross_validated(table),
+        [(float(means[i]), candidates[i]) for i in order],
+    )
+
+
+def _cross_validated(table: np.ndarray, folds: int = FOLDS) -> float:
+    """Mean score of the grid point chosen without each question's fold (ties: lowest index,
+    i.e. the current settings)."""
+    fold = np.arange(table.shape[1]) % folds
+    held_out = np.zeros(table.shape[1])
+    for f in range(folds):
+        train = fold != f
+        if not train.any():
+            continue
+        chosen = int(np.argmax(table[:, train].mean(axis=1)))
+        held_out[fold == f] = table[chosen, fold == f]
+    return float(held_out.mean())
+
+
+def describe(settings: SearchSettings) -> str:
+    if settings.fusion == "rrf":
+        return f"RRF (k={settings.rrf_k})"
+    return f"dense/BM25/sentence {settings.dense_weight:.1f}/{settings.bm25_weight:.1f}/{settings.sentence_weight:.1f}"
+
+
+def format_tuning(tuning: Tuning, top: int = 5) -> str:
+    lines = [
+        f"tuning fusion on {tuning.questions} questions ({tuning.metric}):",
+        f"  current settings       {describe(tuning.current):<36} {tuning.current_value:.4f}",
+        f"  best on all questions  {describe(tuning.best):<36} {tuning.best_value:.4f}",
+        f"  tuning, held out       {tuning.cross_validated:.4f} (weights picked on {FOLDS - 1}/{FOLDS} of the "
+        f"questions, scored on the rest; {FOLDS} rounds)",
+    ]
+    lines += [f"  runner-up              {describe(s):<36} {v:.4f}" for v, s in tuning.ranked[1:top]]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,22 +155,9 @@ def main(argv: list[str] | None = None) -> None:
         queries, qrels = {q.id: q.question for q in questions}, evidence_qrels(questions, index.passages)
         by_document = drop_self = False
     metric = args.metric or ("ndcg@10" if args.beir else "mrr@10")
-    embedder = default_embedder()
-    matrix = embedder.encode(list(queries.values()))
-    vectors = {qid: matrix[i : i + 1] for i, qid in enumerate(queries)}
-    dense, lexical = DenseSearcher(index, embedder), LexicalSearcher(index)
-    scored = []
-    k = 100 if args.beir else 10
-    for settings in grid():
-        searcher = HybridSearcher(dense, lexical, replace(settings))
-        run = run_queries(searcher.search_with_vector, queries, vectors, k, by_document, drop_self)
-        scored.append((evaluate(run, qrels, (metric,))[metric], settings))
-    scored.sort(key=lambda item: -item[0])
-    for value, settings in scored[: args.top]:
-        weights = f"{settings.dense_weight:.1f}/{settings.bm25_weight:.1f}/{settings.sentence_weight:.1f}"
-        print(f"{metric}={value:.4f}  {settings.fusion:<6} dense/bm25/sentence={weights}")
-    default = next(v for v, s in scored if s == SearchSettings())
-    print(f"current default: {metric}={default:.4f}")
+    current = load_settings(args.index).search
+    tuning = tune_search(index, default_embedder(), queries, qrels, current, metric, by_document, drop_self)
+    print(format_tuning(tuning, args.top))
 
 
 if __name__ == "__main__":

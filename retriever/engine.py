@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings
+from core.config import Settings, load_settings
 from core.embedder import Embedder, default_embedder
 from core.store import StoredIndex, current_version
 from core.types import Answer, Hit
@@ -29,10 +29,12 @@ class Engine:
         settings: Settings | None = None,
         chat_model: Any | None = None,
     ) -> None:
-        """`chat_model`: a LangChain chat model for generative answers (None: extractive)."""
+        """`settings`: None reads the index folder's settings.toml (see `cite eval --tune`),
+        or the defaults. `chat_model`: a LangChain chat model for generative answers (None:
+        extractive)."""
         self.root = Path(root)
         self.embedder = embedder or default_embedder()
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings(self.root)
         self.chat_model = chat_model
         self._lock = threading.Lock()
         self._index: StoredIndex | None = None

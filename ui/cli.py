@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", help="BEIR qrels split (default test; tune on train)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.add_argument("--report-dir", type=Path, default=None, help="where the Markdown + PNG go (eval/reports)")
+    evaluate.add_argument(
+        "--tune",
+        action="store_true",
+        help="also tune the fusion weights on these questions and save them with the index "
+        "when they win on held-out questions",
+    )
     evaluate.set_defaults(run=_eval)
 
     serve = sub.add_parser("serve", help="start the chat UI")
@@ -264,34 +270,60 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from core.config import Settings
+    from core.config import load_settings
     from core.embedder import default_embedder
     from eval.datasets import SEED_QUESTIONS
     from eval.report import REPORTS, format_table, report_json, write_report
-    from eval.suite import evaluate_beir, evaluate_questions
+    from eval.suite import evaluate_beir, evaluate_questions, tune_beir, tune_questions
 
-    embedder, settings = default_embedder(), Settings()
+    if args.tune and args.beir and args.split == "test":
+        raise CiteError("Tune on the train split (--split train), never on the test queries you report.")
+    questions = args.questions or SEED_QUESTIONS
     if args.beir:
-        name = args.beir.resolve().name
-        report = evaluate_beir(
-            args.beir, args.index or EVAL_INDEXES / f"beir-{name}", embedder, settings, args.split, _progress_printer()
-        )
+        root = args.index or EVAL_INDEXES / f"beir-{args.beir.resolve().name}"
     elif args.questions and args.index is None:
-        report = evaluate_questions(args.questions, DEFAULT_INDEX, embedder, settings)
+        root = DEFAULT_INDEX
     else:
         # The seed set gets an index of its own, so evaluating never touches the user's index.
-        own = args.index is None
-        report = evaluate_questions(
-            args.questions or SEED_QUESTIONS,
-            args.index or EVAL_INDEXES / "seeds",
-            embedder,
-            settings,
-            documents=[default_seeds()] if own else None,
-            progress=_progress_printer(),
-        )
+        root = args.index or EVAL_INDEXES / "seeds"
+    embedder, settings = default_embedder(), load_settings(root)
+    if args.beir:
+        report = evaluate_beir(args.beir, root, embedder, settings, args.split, _progress_printer())
+    else:
+        own_seeds = args.index is None and args.questions is None
+        documents = [default_seeds()] if own_seeds else None
+        report = evaluate_questions(questions, root, embedder, settings, documents, _progress_printer())
     markdown, png = write_report(report, args.report_dir or REPORTS)
     print(json.dumps(report_json(report)) if args.json else f"{format_table(report)}\nreport: {markdown} ({png.name})")
+    if args.tune:
+        if args.beir:
+            tuning = tune_beir(args.beir, root, embedder, settings, args.split)
+        else:
+            tuning = tune_questions(questions, root, embedder, settings)
+        print(_tuning_outcome(tuning, root, settings), file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _tuning_outcome(tuning: Any, root: Path, settings: Any) -> str:
+    """Saves the tuned weights when they beat the current ones on held-out questions."""
+    from dataclasses import replace
+
+    from core.config import save_settings
+    from eval.tune import describe, format_tuning
+
+    lines = [format_tuning(tuning)]
+    if not tuning.worth_it:
+        lines.append("Kept the current settings: no weights beat them on questions they were not tuned on.")
+        return "\n".join(lines)
+    comment = (
+        f"Written by `cite eval --tune` on {time.strftime('%Y-%m-%d %H:%M')}: {describe(tuning.best)}, "
+        f"{tuning.metric} {tuning.best_value:.4f} on {tuning.questions} questions, "
+        f"{tuning.cross_validated:.4f} held out (current {tuning.current_value:.4f}).\n"
+        "cite search/ask/serve over this index read it; delete this file to go back to the defaults."
+    )
+    path = save_settings(root, replace(settings, search=tuning.best), comment)
+    lines.append(f"Saved {describe(tuning.best)} to {path}: searches over this index use it from now on.")
+    return "\n".join(lines)
 
 
 def _serve(args: argparse.Namespace) -> int:

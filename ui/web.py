@@ -15,7 +15,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.config import Settings, SplitSettings
+from core.config import Settings, SplitSettings, load_settings
 from core.embedder import Embedder, default_embedder
 from core.errors import CiteError, IndexMissing
 from core.serialize import answer_json, hits_json
@@ -40,7 +40,7 @@ class Backend:
     def __init__(self, root: Path, embedder: Embedder | None = None, settings: Settings | None = None) -> None:
         self.root = Path(root)
         self._embedder = embedder
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings(self.root)
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
