@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from core.config import SearchSettings, load_settings
+from core.config import SearchSettings, Settings, load_settings, save_settings
 from core.embedder import Embedder, default_embedder
 from core.store import StoredIndex, read_index
 from eval.datasets import SEED_QUESTIONS, evidence_qrels, load_beir, load_questions
@@ -131,6 +132,24 @@ def format_tuning(tuning: Tuning, top: int = 5) -> str:
         f"questions, scored on the rest; {FOLDS} rounds)",
     ]
     lines += [f"  runner-up              {describe(s):<36} {v:.4f}" for v, s in tuning.ranked[1:top]]
+    return "\n".join(lines)
+
+
+def save_if_better(tuning: Tuning, root: Path, settings: Settings) -> str:
+    """Saves the tuned weights to the index's settings.toml when they beat the current ones
+    on held-out questions; returns what happened, for a person."""
+    lines = [format_tuning(tuning)]
+    if not tuning.worth_it:
+        lines.append("Kept the current settings: no weights beat them on questions they were not tuned on.")
+        return "\n".join(lines)
+    comment = (
+        f"Written by `cite eval --tune` on {time.strftime('%Y-%m-%d %H:%M')}: {describe(tuning.best)}, "
+        f"{tuning.metric} {tuning.best_value:.4f} on {tuning.questions} questions, "
+        f"{tuning.cross_validated:.4f} held out (current {tuning.current_value:.4f}).\n"
+        "cite search/ask/serve over this index read it; delete this file to go back to the defaults."
+    )
+    path = save_settings(root, replace(settings, search=tuning.best), comment)
+    lines.append(f"Saved {describe(tuning.best)} to {path}: searches over this index use it from now on.")
     return "\n".join(lines)
 
 

@@ -8,9 +8,9 @@ import pytest
 from core.config import SETTINGS_FILE, SearchSettings, Settings, load_settings, save_settings
 from core.errors import CiteError
 from eval.datasets import SEED_QUESTIONS
-from eval.tune import Tuning, _cross_validated, grid
+from eval.tune import Tuning, _cross_validated, grid, save_if_better
 from retriever.engine import Engine
-from ui.cli import _tuning_outcome, main
+from ui.cli import main
 
 
 def test_grid_starts_with_the_current_settings_and_holds_each_point_once():
@@ -60,9 +60,9 @@ def _tuning(cross_validated: float) -> Tuning:
 
 
 def test_tuned_weights_are_saved_only_when_they_win_on_held_out_questions(tmp_path):
-    kept = _tuning_outcome(_tuning(cross_validated=0.79), tmp_path, Settings())
+    kept = save_if_better(_tuning(cross_validated=0.79), tmp_path, Settings())
     assert "Kept the current settings" in kept and not (tmp_path / SETTINGS_FILE).exists()
-    saved = _tuning_outcome(_tuning(cross_validated=0.83), tmp_path, Settings())
+    saved = save_if_better(_tuning(cross_validated=0.83), tmp_path, Settings())
     assert "Saved dense/BM25/sentence 0.1/0.4/0.5" in saved
     assert load_settings(tmp_path).search == SearchSettings(dense_weight=0.1, bm25_weight=0.4, sentence_weight=0.5)
 

@@ -192,10 +192,13 @@ def test_search_tab_finds_the_passage_that_states_a_claim(page):
 
 def test_eval_tab_runs_the_seed_questions_and_plots(page):
     page.get_by_role("tab", name="Eval").click()
+    page.click("#eval-tune input")
     page.click("#eval-button")
-    page.wait_for_selector("#eval-table:has-text('hybrid')", timeout=120_000)
+    page.wait_for_selector("#eval-table:has-text('held out')", timeout=180_000)
     table = page.locator("#eval-table").inner_text()
-    assert "hit@1" in table and "answered" in table
+    assert "hit@1" in table and "answered" in table and "hybrid" in table
+    assert "tuning fusion on 74 questions" in table and "tuning, held out" in table
+    assert ("Kept the current settings" in table) != ("Saved" in table)
     page.wait_for_selector("#eval-plot img")
     shot(page, "9-eval")
 

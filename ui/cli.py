@@ -275,6 +275,7 @@ def _eval(args: argparse.Namespace) -> int:
     from eval.datasets import SEED_QUESTIONS
     from eval.report import REPORTS, format_table, report_json, write_report
     from eval.suite import evaluate_beir, evaluate_questions, tune_beir, tune_questions
+    from eval.tune import save_if_better
 
     if args.tune and args.beir and args.split == "test":
         raise CiteError("Tune on the train split (--split train), never on the test queries you report.")
@@ -300,30 +301,8 @@ def _eval(args: argparse.Namespace) -> int:
             tuning = tune_beir(args.beir, root, embedder, settings, args.split)
         else:
             tuning = tune_questions(questions, root, embedder, settings)
-        print(_tuning_outcome(tuning, root, settings), file=sys.stderr if args.json else sys.stdout)
+        print(save_if_better(tuning, root, settings), file=sys.stderr if args.json else sys.stdout)
     return 0
-
-
-def _tuning_outcome(tuning: Any, root: Path, settings: Any) -> str:
-    """Saves the tuned weights when they beat the current ones on held-out questions."""
-    from dataclasses import replace
-
-    from core.config import save_settings
-    from eval.tune import describe, format_tuning
-
-    lines = [format_tuning(tuning)]
-    if not tuning.worth_it:
-        lines.append("Kept the current settings: no weights beat them on questions they were not tuned on.")
-        return "\n".join(lines)
-    comment = (
-        f"Written by `cite eval --tune` on {time.strftime('%Y-%m-%d %H:%M')}: {describe(tuning.best)}, "
-        f"{tuning.metric} {tuning.best_value:.4f} on {tuning.questions} questions, "
-        f"{tuning.cross_validated:.4f} held out (current {tuning.current_value:.4f}).\n"
-        "cite search/ask/serve over this index read it; delete this file to go back to the defaults."
-    )
-    path = save_settings(root, replace(settings, search=tuning.best), comment)
-    lines.append(f"Saved {describe(tuning.best)} to {path}: searches over this index use it from now on.")
-    return "\n".join(lines)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -50,6 +50,12 @@ class Backend:
             self._embedder = default_embedder()
         return self._embedder
 
+    def reload_settings(self) -> None:
+        """Picks up the index's settings.toml (after tuning): the next question uses them."""
+        with self._lock:
+            self.settings = load_settings(self.root)
+            self._engine = None
+
     def engine(self) -> Engine:
         """The engine over the newest index; IndexMissing until one has been built."""
         with self._lock:
@@ -341,27 +347,39 @@ def _eval_tab(backend: Backend) -> None:
         questions = gr.File(
             label="Question file (.jsonl); empty: the seed questions", file_types=[".jsonl"], elem_id="eval-file"
         )
-        run = gr.Button("Run eval", variant="primary", elem_id="eval-button")
+        with gr.Column():
+            tune = gr.Checkbox(
+                label="Also tune the fusion weights on these questions (saved with the index only when "
+                "they win on questions they were not tuned on)",
+                elem_id="eval-tune",
+            )
+            run = gr.Button("Run eval", variant="primary", elem_id="eval-button")
     table = gr.Markdown(elem_id="eval-table")
     plot = gr.Image(label="Recall@k", type="filepath", elem_id="eval-plot", visible=False)
 
-    def run_eval(path: str | None, progress=gr.Progress()):
+    def run_eval(path: str | None, tune_too: bool, progress=gr.Progress()):
         from eval.datasets import SEED_QUESTIONS
         from eval.report import format_table, write_report
-        from eval.suite import evaluate_questions
+        from eval.suite import evaluate_questions, tune_questions
+        from eval.tune import save_if_better
 
         progress(0, desc="Running the questions")
+        questions_path = Path(path) if path else SEED_QUESTIONS
         try:
             engine = backend.engine()
-            report = evaluate_questions(
-                Path(path) if path else SEED_QUESTIONS, backend.root, engine.embedder, engine.settings
-            )
+            report = evaluate_questions(questions_path, backend.root, engine.embedder, engine.settings)
+            text = f"```\n{format_table(report)}\n```\n"
+            if tune_too:
+                progress(0.5, desc="Tuning the fusion weights")
+                tuning = tune_questions(questions_path, backend.root, engine.embedder, engine.settings)
+                text += f"```\n{save_if_better(tuning, backend.root, engine.settings)}\n```\n"
+                backend.reload_settings()
         except CiteError as error:
             return f"⚠ {error}", gr.update(visible=False)
         markdown, png = write_report(report, backend.root.parent / "reports")
-        return f"```\n{format_table(report)}\n```\nReport: `{markdown}`", gr.update(value=str(png), visible=True)
+        return f"{text}Report: `{markdown}`", gr.update(value=str(png), visible=True)
 
-    run.click(run_eval, questions, [table, plot], api_visibility="private")
+    run.click(run_eval, [questions, tune], [table, plot], api_visibility="private")
 
 
 def _names(backend: Backend) -> list[str]:
