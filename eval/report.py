@@ -107,11 +107,15 @@ def _published_section(report: EvalReport) -> str:
     table = published_table(report.name)
     if not table:
         return ""
-    best = max(PUBLISHED[report.name.lower()], key=lambda row: row.ndcg10)
-    lines = [
-        f"- {r.method}: nDCG@10 {r.metrics['ndcg@10']:.4f}, "
-        f"{r.metrics['ndcg@10'] - best.ndcg10:+.4f} against the best published row ({best.system})"
-        for r in report.results
-        if "ndcg@10" in r.metrics
-    ]
+    rows = PUBLISHED[report.name.lower()]
+    best = max(rows, key=lambda row: row.ndcg10)
+    lines = []
+    for result in report.results:
+        ours = result.metrics.get("ndcg@10")
+        if ours is not None:
+            beaten = sum(ours > row.ndcg10 for row in rows)
+            lines.append(
+                f"- {result.method}: nDCG@10 {ours:.4f}, above {beaten} of the {len(rows)} published rows; "
+                f"{ours - best.ndcg10:+.4f} against the best ({best.system})"
+            )
     return "\n## Published numbers, same test split\n\n" + table + "\n\n" + "\n".join(lines) + "\n"
