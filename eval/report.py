@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.published import PUBLISHED, published_table
-from eval.suite import EvalReport
+from eval.suite import EvalReport, Miss
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 _LABEL = {"hit": "Recall@k (evidence in top k)", "recall": "Recall@k"}
@@ -58,8 +58,27 @@ def format_table(report: EvalReport) -> str:
             f"abstained on {a.abstained}/{a.unanswerable} unanswerable ({a.abstained_rate:.0%}), "
             f"evidence in the citations of {a.evidence_cited}/{a.answered} answers ({a.evidence_rate:.0%})"
         )
+    if report.misses:
+        shown = ", ".join(f"{m.id} ({_rank(m)})" for m in report.misses[:8])
+        more = f", and {len(report.misses) - 8} more" if len(report.misses) > 8 else ""
+        lines.append(f"not ranked first by hybrid: {shown}{more} (all in the Markdown report)")
     lines += [f"note: {note}" for note in report.notes[:10]]
     return "\n".join(lines)
+
+
+def _rank(miss: Miss) -> str:
+    return f"rank {miss.rank}" if miss.rank else "not in top 20"
+
+
+def _misses_section(report: EvalReport) -> str:
+    """Every question whose evidence hybrid search did not rank first, for a person to read."""
+    if not report.misses:
+        return ""
+    lines = ["| id | question | evidence ranked |", "|---|---|---|"]
+    for miss in report.misses:
+        question = miss.question.replace("|", "\\|")
+        lines.append(f"| {miss.id} | {question} | {_rank(miss)} |")
+    return "\n## Questions whose evidence was not ranked first (hybrid)\n\n" + "\n".join(lines) + "\n"
 
 
 def plot(report: EvalReport, path: Path) -> Path:
@@ -96,7 +115,8 @@ def write_report(report: EvalReport, folder: Path = REPORTS) -> tuple[Path, Path
         f"# Retrieval eval: {report.name}\n\n"
         f"Run {time.strftime('%Y-%m-%d %H:%M')}. Metrics are means over the judged questions.\n\n"
         f"```\n{format_table(report)}\n```\n\n![{_LABEL.get(report.curve_metric)} by k]({png.name})\n"
-        + _published_section(report),
+        + _published_section(report)
+        + _misses_section(report),
         encoding="utf-8",
     )
     return markdown, png

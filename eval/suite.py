@@ -8,7 +8,7 @@ when the system answers and when it abstains.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from core.embedder import Embedder
 from core.errors import CiteError
 from core.store import StoredIndex, read_index
 from eval.datasets import SEED_QUESTIONS, Question, evidence_qrels, load_beir, load_questions
-from eval.metrics import Qrels
+from eval.metrics import Qrels, ranked
 from eval.runner import MethodResult, evaluate_methods
 from eval.tune import Tuning, tune_search
 from indexer.build import build_index
@@ -63,6 +63,29 @@ class EvalReport:
     curve_metric: str
     abstention: Abstention | None = None
     notes: list[str] = field(default_factory=list)
+    misses: list[Miss] = field(default_factory=list)  # default method, evidence not ranked first
+
+
+@dataclass(frozen=True)
+class Miss:
+    """A question whose evidence the default search did not rank first: where it did rank."""
+
+    id: str
+    question: str
+    rank: int | None  # of the first passage holding the evidence; None: not in the top k
+
+
+def misses(run: Mapping[str, Mapping[str, float]], qrels: Qrels, queries: Mapping[str, str]) -> list[Miss]:
+    """Questions whose first relevant passage is not at rank 1, worst first."""
+    found = []
+    for qid, relevant in qrels.items():
+        if not relevant:
+            continue
+        order = ranked(run.get(qid, {}))
+        rank = next((i for i, pid in enumerate(order, start=1) if relevant.get(pid, 0) > 0), None)
+        if rank != 1:
+            found.append(Miss(qid, queries[qid], rank))
+    return sorted(found, key=lambda m: (-(m.rank or 10**9), m.id))
 
 
 def evaluate_questions(
@@ -110,6 +133,7 @@ def evaluate_questions(
         "hit",
         measure_abstention(engine, questions),
         notes,
+        misses(next(r.run for r in results if r.method == "hybrid"), qrels, queries),
     )
 
 

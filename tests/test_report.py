@@ -24,3 +24,18 @@ def test_beir_test_report_sets_our_numbers_beside_the_published_ones(tmp_path):
 def test_a_report_without_published_numbers_has_no_such_section(tmp_path):
     markdown, _ = write_report(_report("scifact-train"), tmp_path)
     assert "Published numbers" not in markdown.read_text(encoding="utf-8")
+
+
+def test_misses_list_questions_not_answered_first_worst_first(tmp_path):
+    from dataclasses import replace
+
+    from eval.suite import Miss, misses
+
+    run = {"a": {"p1": 0.9, "p2": 0.8}, "b": {"p3": 0.9, "p1": 0.5}, "c": {"p9": 1.0}, "d": {}}
+    qrels = {"a": {"p1": 1}, "b": {"p1": 1}, "c": {"p1": 1}, "d": {}}
+    queries = {"a": "A?", "b": "B | b?", "c": "C?", "d": "D?"}
+    found = misses(run, qrels, queries)
+    assert found == [Miss("c", "C?", None), Miss("b", "B | b?", 2)]  # "a" was first; "d" has no evidence
+    report = replace(_report("mine"), misses=found)
+    text = write_report(report, tmp_path)[0].read_text(encoding="utf-8")
+    assert "| c | C? | not in top 20 |" in text and "| b | B \\| b? | rank 2 |" in text
