@@ -82,6 +82,11 @@ class BeirSet:
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
 
+    @property
+    def drops_self(self) -> bool:
+        """ArguAna's queries are themselves corpus documents: BEIR drops those self-matches."""
+        return self.name.lower() == "arguana"
+
 
 def load_beir(folder: Path, split: str = "test") -> BeirSet:
     """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv. Only judged queries are kept."""

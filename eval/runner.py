@@ -41,6 +41,13 @@ def searchers(
     }
 
 
+def embed_queries(embedder: Embedder, queries: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """Each query's vector (a 1-row matrix), embedded in one batch."""
+    ids = list(queries)
+    matrix = embedder.encode([queries[qid] for qid in ids]) if ids else np.zeros((0, embedder.dim))
+    return {qid: matrix[i : i + 1] for i, qid in enumerate(ids)}
+
+
 def run_queries(
     search: Callable[[str, np.ndarray, int], list[Hit]],
     queries: Mapping[str, str],
@@ -80,9 +87,7 @@ def evaluate_methods(
 ) -> list[MethodResult]:
     """Scores each method; query embedding time is shared and added to each dense-using method."""
     started = time.perf_counter()
-    ids = list(queries)
-    matrix = embedder.encode([queries[qid] for qid in ids]) if ids else np.zeros((0, embedder.dim))
-    vectors = {qid: matrix[i : i + 1] for i, qid in enumerate(ids)}
+    vectors = embed_queries(embedder, queries)
     embed_seconds = time.perf_counter() - started
     results = []
     for method, search in searchers(index, embedder, settings).items():

@@ -155,7 +155,6 @@ def tune_beir(folder: Path, index_root: Path, embedder: Embedder, settings: Sett
     if split == "test":
         raise CiteError("Tune on the train split (--split train), never on the test queries you report.")
     dataset = load_beir(folder, split)
-    drop_self = dataset.name.lower() == "arguana"
     index = read_index(index_root)
     return tune_search(
         index,
@@ -165,7 +164,7 @@ def tune_beir(folder: Path, index_root: Path, embedder: Embedder, settings: Sett
         settings.search,
         "ndcg@10",
         by_document=True,
-        drop_self=drop_self,
+        drop_self=dataset.drops_self,
     )
 
 
@@ -201,8 +200,6 @@ def evaluate_beir(
     build_index(loaded.documents, index_root, embedder, settings.split, progress)
     index_seconds = time.perf_counter() - started
     index = read_index(index_root)
-    # ArguAna's queries are themselves corpus documents: BEIR drops those self-matches.
-    drop_self = dataset.name.lower() == "arguana"
     results = evaluate_methods(
         index,
         embedder,
@@ -212,9 +209,9 @@ def evaluate_beir(
         BEIR_MEASURES,
         k=100,
         by_document=True,
-        drop_self=drop_self,
+        drop_self=dataset.drops_self,
     )
-    notes = ["results equal to the query id dropped (as BEIR does for ArguAna)"] if drop_self else []
+    notes = ["results equal to the query id dropped (as BEIR does for ArguAna)"] if dataset.drops_self else []
     return EvalReport(
         f"{dataset.name}-{split}",
         len(dataset.queries),

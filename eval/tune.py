@@ -1,18 +1,14 @@
 """Fusion weights tuned on a set of judged questions (never on test queries), with an
 honest estimate of what the tuning is worth on questions it did not see.
 
-`cite eval --tune` runs it on the seed set or your own questions and saves a winner into
-the index folder's settings.toml; for development on BEIR train queries:
-
-    python -m eval.tune --beir ../shared/bench/scifact --split train --index .cite/eval/beir-scifact
-    python -m eval.tune --seeds --index .cite/eval/seeds
-
-Only queries are embedded (once), so a whole grid costs seconds to minutes.
+`cite eval --tune` runs it on the seed set, your own questions, or a BEIR train split
+(`cite eval --beir ../shared/bench/scifact --split train --tune`), and saves a winner into
+the index folder's settings.toml. Only queries are embedded (once), so a whole grid costs
+seconds to minutes.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from collections.abc import Mapping
@@ -21,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import SearchSettings, Settings, load_settings, save_settings
-from core.embedder import Embedder, default_embedder
-from core.store import StoredIndex, read_index
-from eval.datasets import SEED_QUESTIONS, evidence_qrels, load_beir, load_questions
+from core.config import SearchSettings, Settings, save_settings
+from core.embedder import Embedder
+from core.store import StoredIndex
 from eval.metrics import per_query
-from eval.runner import run_queries
+from eval.runner import embed_queries, run_queries
 from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher
 
 FOLDS = 5
@@ -75,9 +70,7 @@ def tune_search(
     """Scores every grid point on every question, then cross-validates the choice."""
     name, _, cutoff = metric.partition("@")
     k = max(int(cutoff), 100 if by_document else int(cutoff))
-    ids = list(queries)
-    matrix = embedder.encode([queries[qid] for qid in ids])
-    vectors = {qid: matrix[i : i + 1] for i, qid in enumerate(ids)}
+    vectors = embed_queries(embedder, queries)
     dense, lexical = DenseSearcher(index, embedder), LexicalSearcher(index)
     candidates = grid(current)
     values = []  # one row per grid point, one column per judged question
@@ -151,33 +144,3 @@ def save_if_better(tuning: Tuning, root: Path, settings: Settings) -> str:
     path = save_settings(root, replace(settings, search=tuning.best), comment)
     lines.append(f"Saved {describe(tuning.best)} to {path}: searches over this index use it from now on.")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--beir", type=Path)
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--seeds", action="store_true")
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--metric", default=None, help="default ndcg@10 (BEIR) or mrr@10 (seeds)")
-    parser.add_argument("--top", type=int, default=15)
-    args = parser.parse_args(argv)
-    if args.split == "test":
-        parser.error("tune on train (or the seeds), never on test queries")
-    index = read_index(args.index)
-    if args.beir:
-        dataset = load_beir(args.beir, args.split)
-        queries, qrels, by_document = dataset.queries, dataset.qrels, True
-        drop_self = dataset.name.lower() == "arguana"
-    else:
-        questions = [q for q in load_questions(SEED_QUESTIONS) if q.answerable]
-        queries, qrels = {q.id: q.question for q in questions}, evidence_qrels(questions, index.passages)
-        by_document = drop_self = False
-    metric = args.metric or ("ndcg@10" if args.beir else "mrr@10")
-    current = load_settings(args.index).search
-    tuning = tune_search(index, default_embedder(), queries, qrels, current, metric, by_document, drop_self)
-    print(format_tuning(tuning, args.top))
-
-
-if __name__ == "__main__":
-    main()
