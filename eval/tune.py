@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,9 +20,10 @@ import numpy as np
 from core.config import SearchSettings, Settings, save_settings
 from core.embedder import Embedder
 from core.store import StoredIndex
+from core.types import Hit
 from eval.metrics import per_query
 from eval.runner import embed_queries, run_queries
-from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher
+from retriever.search import Candidates, DenseSearcher, HybridSearcher, LexicalSearcher
 
 FOLDS = 5
 
@@ -71,28 +72,35 @@ def tune_search(
     name, _, cutoff = metric.partition("@")
     k = max(int(cutoff), 100 if by_document else int(cutoff))
     vectors = embed_queries(embedder, queries)
-    dense, lexical = DenseSearcher(index, embedder), LexicalSearcher(index)
-    candidates = grid(current)
+    searcher = HybridSearcher(DenseSearcher(index, embedder), LexicalSearcher(index), current)
+    found: dict[tuple[str, int], Candidates] = {}  # channel scores do not depend on the weights
+
+    def fused_search(settings: SearchSettings) -> Callable[[str, np.ndarray, int], list[Hit]]:
+        def search(query: str, vector: np.ndarray, k: int) -> list[Hit]:
+            if (query, k) not in found:
+                found[query, k] = searcher.candidates(query, vector, k)
+            return searcher.fuse(found[query, k], k, settings)
+
+        return search
+
+    points = grid(current)
     values = []  # one row per grid point, one column per judged question
-    for settings in candidates:
-        run = run_queries(
-            HybridSearcher(dense, lexical, settings).search_with_vector, queries, vectors, k, by_document, drop_self
-        )
+    for settings in points:
+        run = run_queries(fused_search(settings), queries, vectors, k, by_document, drop_self)
         scores = per_query(name, run, qrels, int(cutoff))
-        judged = sorted(scores)
-        values.append([scores[qid] for qid in judged])
+        values.append([scores[qid] for qid in sorted(scores)])
     table = np.asarray(values)
     means = table.mean(axis=1)
-    order = sorted(range(len(candidates)), key=lambda i: (-means[i], i))  # ties: the current settings first
+    order = sorted(range(len(points)), key=lambda i: (-means[i], i))  # ties: the current settings first
     return Tuning(
         metric,
         table.shape[1],
         current,
         float(means[0]),
-        candidates[order[0]],
+        points[order[0]],
         float(means[order[0]]),
         _cross_validated(table),
-        [(float(means[i]), candidates[i]) for i in order],
+        [(float(means[i]), points[i]) for i in order],
     )
 
 

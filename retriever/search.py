@@ -101,6 +101,15 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.lexsort((part, -scores[part]))]
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """One query's candidate passages, scored by every channel: what fusion combines."""
+
+    scores: dict[str, dict[str, float]]  # channel ("dense", "bm25", "sentence") -> {passage id: score}
+    sentences: dict[str, tuple[int, int] | None]  # passage id -> span of its best-matching sentence
+    query_words: int
+
+
 @dataclass
 class HybridSearcher:
     """Dense and lexical searchers composed: candidates from both, each candidate scored by
@@ -115,6 +124,10 @@ class HybridSearcher:
         return self.search_with_vector(query, vector, k)
 
     def search_with_vector(self, query: str, vector: np.ndarray, k: int) -> list[Hit]:
+        return self.fuse(self.candidates(query, vector, k), k)
+
+    def candidates(self, query: str, vector: np.ndarray, k: int) -> Candidates:
+        """The top `max(settings.candidates, k)` of each searcher, each scored by every channel."""
         index = self.dense.index
         n = max(self.settings.candidates, k)
         bm25_all = self.lexical.scores(query)
@@ -130,17 +143,23 @@ class HybridSearcher:
             "bm25": {pid: float(bm25_all[r]) for pid, r in zip(ids, ordered, strict=True) if bm25_all[r] > 0},
             "sentence": {pid: cosine for pid, (cosine, _) in best.items()},
         }
-        sentence_like = len(query.split()) <= self.settings.sentence_query_words
+        return Candidates(scores, {pid: span for pid, (_, span) in best.items()}, len(query.split()))
+
+    def fuse(self, found: Candidates, k: int, settings: SearchSettings | None = None) -> list[Hit]:
+        """The top k candidates by fused score (`settings`: other fusion settings to try)."""
+        settings = settings or self.settings
+        index, scores = self.dense.index, found.scores
+        sentence_like = found.query_words <= settings.sentence_query_words
         weights = {
-            "dense": self.settings.dense_weight,
-            "bm25": self.settings.bm25_weight,
-            "sentence": self.settings.sentence_weight if sentence_like else 0.0,
+            "dense": settings.dense_weight,
+            "bm25": settings.bm25_weight,
+            "sentence": settings.sentence_weight if sentence_like else 0.0,
         }
         used = [name for name, weight in weights.items() if weight > 0]
         if not used:  # only the sentence channel was weighted, and this query is too long for it
             used, weights["dense"] = ["dense"], 1.0
-        if self.settings.fusion == "rrf":
-            fused = reciprocal_rank_fusion([scores[name] for name in used], k=self.settings.rrf_k)
+        if settings.fusion == "rrf":
+            fused = reciprocal_rank_fusion([scores[name] for name in used], k=settings.rrf_k)
         else:
             fused = convex_fusion([scores[name] for name in used], [weights[name] for name in used])
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
@@ -149,7 +168,7 @@ class HybridSearcher:
                 index.passages[index.row_of[pid]],
                 score,
                 {**{name: scores[name].get(pid, 0.0) for name in scores}, "fused": score},
-                best[pid][1],
+                found.sentences[pid],
             )
             for pid, score in ranked
         ]

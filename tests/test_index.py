@@ -306,3 +306,17 @@ def test_bm25_finds_an_acronym_by_the_long_form_its_document_defines(tmp_path, f
         assert any("talking shop" in hit.passage.text for hit in hits) is found
         # Only the BM25 tokens change: the passage text a reader sees is the original.
         assert all("(Commonwealth" not in p.text for p in read_index(root).passages)
+
+
+def test_fusing_cached_candidates_equals_searching_with_those_settings(corpus, tmp_path, fake_embedder):
+    root = tmp_path / "index"
+    _build(corpus, root, fake_embedder)
+    index = load_index(root, fake_embedder)
+    dense, lexical = DenseSearcher(index, fake_embedder), LexicalSearcher(index)
+    searcher = HybridSearcher(dense, lexical, SearchSettings())
+    query = "where do bees gather pollen"
+    vector = fake_embedder.encode([query])
+    found = searcher.candidates(query, vector, 5)
+    for other in (SearchSettings(fusion="rrf"), SearchSettings(dense_weight=0.0, bm25_weight=1.0, sentence_weight=0.0)):
+        direct = HybridSearcher(dense, lexical, other).search_with_vector(query, vector, 5)
+        assert searcher.fuse(found, 5, other) == direct
