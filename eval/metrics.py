@@ -32,11 +32,14 @@ def hit(scores: Mapping[str, float], relevant: Mapping[str, int], k: int) -> flo
     return float(any(relevant.get(pid, 0) > 0 for pid in ranked(scores, k)))
 
 
+def first_relevant_rank(scores: Mapping[str, float], relevant: Mapping[str, int]) -> int | None:
+    """Rank (from 1) of the best-scored relevant item; None when none was retrieved."""
+    return next((rank for rank, pid in enumerate(ranked(scores), start=1) if relevant.get(pid, 0) > 0), None)
+
+
 def reciprocal_rank(scores: Mapping[str, float], relevant: Mapping[str, int], k: int) -> float:
-    for rank, pid in enumerate(ranked(scores, k), start=1):
-        if relevant.get(pid, 0) > 0:
-            return 1.0 / rank
-    return 0.0
+    rank = first_relevant_rank(scores, relevant)
+    return 1.0 / rank if rank is not None and rank <= k else 0.0
 
 
 def ndcg(scores: Mapping[str, float], relevant: Mapping[str, int], k: int) -> float:

@@ -17,7 +17,7 @@ from core.embedder import Embedder
 from core.errors import CiteError
 from core.store import StoredIndex, read_index
 from eval.datasets import SEED_QUESTIONS, Question, evidence_qrels, load_beir, load_questions
-from eval.metrics import Qrels, ranked
+from eval.metrics import Qrels, first_relevant_rank
 from eval.runner import MethodResult, evaluate_methods
 from eval.tune import Tuning, tune_search
 from indexer.build import build_index
@@ -81,8 +81,7 @@ def misses(run: Mapping[str, Mapping[str, float]], qrels: Qrels, queries: Mappin
     for qid, relevant in qrels.items():
         if not relevant:
             continue
-        order = ranked(run.get(qid, {}))
-        rank = next((i for i, pid in enumerate(order, start=1) if relevant.get(pid, 0) > 0), None)
+        rank = first_relevant_rank(run.get(qid, {}), relevant)
         if rank != 1:
             found.append(Miss(qid, queries[qid], rank))
     return sorted(found, key=lambda m: (-(m.rank or 10**9), m.id))
@@ -150,10 +149,14 @@ def tune_questions(questions_path: Path, index_root: Path, embedder: Embedder, s
     return tune_search(index, embedder, queries, qrels, settings.search, "mrr@10")
 
 
-def tune_beir(folder: Path, index_root: Path, embedder: Embedder, settings: Settings, split: str) -> Tuning:
-    """Fusion weights tuned on a BEIR split's queries (nDCG@10); never the test split."""
+def refuse_tuning_on_test(split: str) -> None:
     if split == "test":
         raise CiteError("Tune on the train split (--split train), never on the test queries you report.")
+
+
+def tune_beir(folder: Path, index_root: Path, embedder: Embedder, settings: Settings, split: str) -> Tuning:
+    """Fusion weights tuned on a BEIR split's queries (nDCG@10); never the test split."""
+    refuse_tuning_on_test(split)
     dataset = load_beir(folder, split)
     index = read_index(index_root)
     return tune_search(

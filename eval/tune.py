@@ -34,10 +34,17 @@ class Tuning:
     questions: int
     current: SearchSettings
     current_value: float  # the current settings, all questions
-    best: SearchSettings  # best on all questions
-    best_value: float  # in-sample: optimistic by construction
     cross_validated: float  # weights picked on 4/5 of the questions, scored on the other 1/5
-    ranked: list[tuple[float, SearchSettings]]  # every grid point, best first
+    ranked: list[tuple[float, SearchSettings]]  # every grid point on all questions, best first
+
+    @property
+    def best(self) -> SearchSettings:
+        return self.ranked[0][1]
+
+    @property
+    def best_value(self) -> float:
+        """In-sample: optimistic by construction."""
+        return self.ranked[0][0]
 
     @property
     def worth_it(self) -> bool:
@@ -70,7 +77,7 @@ def tune_search(
 ) -> Tuning:
     """Scores every grid point on every question, then cross-validates the choice."""
     name, _, cutoff = metric.partition("@")
-    k = max(int(cutoff), 100 if by_document else int(cutoff))
+    k = max(int(cutoff), 100) if by_document else int(cutoff)  # documents: MaxP over 100
     vectors = embed_queries(embedder, queries)
     searcher = HybridSearcher(DenseSearcher(index, embedder), LexicalSearcher(index), current)
     found: dict[tuple[str, int], Candidates] = {}  # channel scores do not depend on the weights
@@ -97,8 +104,6 @@ def tune_search(
         table.shape[1],
         current,
         float(means[0]),
-        points[order[0]],
-        float(means[order[0]]),
         _cross_validated(table),
         [(float(means[i]), points[i]) for i in order],
     )

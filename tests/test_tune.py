@@ -56,7 +56,7 @@ def test_engine_searches_with_the_index_settings(seed_index, real_embedder, tmp_
 
 def _tuning(cross_validated: float) -> Tuning:
     current, best = SearchSettings(), SearchSettings(dense_weight=0.1, bm25_weight=0.4, sentence_weight=0.5)
-    return Tuning("mrr@10", 40, current, 0.80, best, 0.86, cross_validated, [(0.86, best), (0.80, current)])
+    return Tuning("mrr@10", 40, current, 0.80, cross_validated, [(0.86, best), (0.80, current)])
 
 
 def test_tuned_weights_are_saved_only_when_they_win_on_held_out_questions(tmp_path):

@@ -274,11 +274,11 @@ def _eval(args: argparse.Namespace) -> int:
     from core.embedder import default_embedder
     from eval.datasets import SEED_QUESTIONS
     from eval.report import REPORTS, format_table, report_json, write_report
-    from eval.suite import evaluate_beir, evaluate_questions, tune_beir, tune_questions
+    from eval.suite import evaluate_beir, evaluate_questions, refuse_tuning_on_test, tune_beir, tune_questions
     from eval.tune import save_if_better
 
-    if args.tune and args.beir and args.split == "test":
-        raise CiteError("Tune on the train split (--split train), never on the test queries you report.")
+    if args.tune and args.beir:
+        refuse_tuning_on_test(args.split)  # before the eval, not after it
     questions = args.questions or SEED_QUESTIONS
     if args.beir:
         root = args.index or EVAL_INDEXES / f"beir-{args.beir.resolve().name}"
