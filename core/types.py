@@ -13,13 +13,27 @@ def content_id(*parts: str) -> str:
 
 
 @dataclass(frozen=True)
+class Heading:
+    """A heading of a document: its line is `text[start:end]`; `level` 1 is a chapter."""
+
+    start: int
+    end: int
+    level: int
+
+
+@dataclass(frozen=True)
 class Document:
-    """A source document as read from disk: `text` is the original, unchanged."""
+    """A source document as read from disk. `text` is what cite extracted from the file
+    (page furniture, navigation and tables of contents dropped); every offset indexes it."""
 
     doc: str  # path relative to the indexed folder, or a record's `_id`
     text: str
     title: str = ""
     source: str = ""  # the folder or file it was indexed from ("upload" for the UI's uploads)
+    # Where each physical page starts in `text`, in order: page n (1-based) is
+    # text[pages[n-1]:pages[n]]. Empty for formats without pages (a PPTX slide is a page).
+    pages: tuple[int, ...] = ()
+    headings: tuple[Heading, ...] = ()  # in text order; each heading is a line of its own
 
     @property
     def sha256(self) -> str:
