@@ -154,7 +154,7 @@ def search_at_scale(passages: int, queries: int = 100) -> dict[str, Any]:
         after = _stamps(root)
         written = sum(p.stat().st_size for p, stamp in after.items() if stamps.get(p) != stamp)
         total = sum(p.stat().st_size for p in after)
-        engine.refresh()
+        engine.snapshot()
         search_after, _ = time_queries(engine, [text[:80] for _, text in texts(queries)])
     return {
         "passages": count,

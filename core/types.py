@@ -93,3 +93,4 @@ class Answer:
     confidence: float
     abstained: bool
     question: str = ""
+    version: str = ""  # the index version it was answered from (not part of the JSON)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import CiteError
+from core.jsonl import read_jsonl
 from core.types import Passage
 
 SEED_QUESTIONS = Path(__file__).resolve().parents[1] / "seeds" / "questions.jsonl"
@@ -35,23 +35,23 @@ def squash(text: str) -> str:
 
 def load_questions(path: Path) -> list[Question]:
     """Reads `{"id", "question", "doc", "evidence"}` lines; other keys but `kind` are ignored."""
-    questions = []
+    shape = '{"id", "question", "doc", "evidence"}'
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = list(read_jsonl(path))
     except OSError as error:
         raise CiteError(f"Cannot read questions from {path}: {error.strerror}.") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    except ValueError as error:
+        raise CiteError(f"{error}: each line must be a {shape} object.") from None
+    questions = []
+    for number, row in rows:
         try:
-            row = json.loads(line)
             questions.append(
                 Question(
                     str(row["id"]), str(row["question"]), row.get("doc"), row.get("evidence"), str(row.get("kind", ""))
                 )
             )
-        except (ValueError, KeyError, TypeError):
-            raise CiteError(f'{path}:{number} is not a {{"id", "question", "doc", "evidence"}} line.') from None
+        except (KeyError, TypeError):
+            raise CiteError(f"{path}:{number} is not a {shape} line.") from None
     if not questions:
         raise CiteError(f"{path} holds no questions.")
     return questions
@@ -98,10 +98,5 @@ def load_beir(folder: Path, split: str = "test") -> BeirSet:
     with qrels_path.open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
             qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-    queries = {}
-    with (folder / "queries.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            if row["_id"] in qrels:
-                queries[row["_id"]] = row["text"]
+    queries = {row["_id"]: row["text"] for _, row in read_jsonl(folder / "queries.jsonl") if row["_id"] in qrels}
     return BeirSet(folder.resolve().name, corpus, queries, qrels)

@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from core.ranking import best_first
+
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
 
 
 def ranked(scores: Mapping[str, float], k: int | None = None) -> list[str]:
-    """Ids best first; equal scores ordered by id descending, matching trec_eval."""
-    order = sorted(scores, key=lambda pid: (scores[pid], pid), reverse=True)
+    """Ids best first, in `best_first`'s order (trec_eval's)."""
+    order = [pid for pid, _ in best_first(scores)]
     return order if k is None else order[:k]
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from core.config import SearchSettings
 from core.embedder import Embedder
+from core.ranking import best_first
 from core.store import StoredIndex
 from core.types import Hit
 from eval.metrics import evaluate
@@ -67,8 +68,7 @@ def run_queries(
             scores[key] = max(scores.get(key, float("-inf")), hit.score)
         if drop_self:
             scores.pop(qid, None)
-        top = sorted(scores.items(), key=lambda item: -item[1])[:k]
-        run[qid] = dict(top)
+        run[qid] = dict(best_first(scores)[:k])
     return run
 
 

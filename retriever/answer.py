@@ -15,7 +15,7 @@ from retriever.claims import check_claims, term_share
 from retriever.confidence import Evidence, confidence, coverage
 
 # Sentence score = this share of question-sentence cosine + the rest of query-term overlap.
-COSINE_SHARE = 0.75
+ANSWER_COSINE_SHARE = 0.75
 # A second or third sentence must score at least this share of the best one.
 KEEP_RATIO = 0.8
 MIN_SENTENCE_CHARS = 25
@@ -73,7 +73,7 @@ def rank_sentences(
         cosines = 0.5 * cosines + 0.5 * (vectors @ asked[1][0])
     wanted = set(question_terms(asked[0] if asked else question))  # once, not per sentence
     scored = [
-        Scored(s, COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * term_share(wanted, s.text), float(c))
+        Scored(s, ANSWER_COSINE_SHARE * float(c) + (1 - ANSWER_COSINE_SHARE) * term_share(wanted, s.text), float(c))
         for s, c in zip(candidates, cosines, strict=True)
     ]
     return sorted(scored, key=lambda x: -x.score)

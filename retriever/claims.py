@@ -17,7 +17,7 @@ from core.text import normalise
 from core.types import Citation, Claim
 
 SUPPORTED = 0.6
-COSINE_SHARE = 0.5
+SUPPORT_COSINE_SHARE = 0.5  # a claim's support: this share of meaning, the rest content words
 _MARKER = re.compile(r"\s*\[(\d+)\]")
 
 
@@ -48,7 +48,7 @@ def support_score(claim: str, quotes: Sequence[str], embedder: Embedder | None) 
     vectors = embedder.encode([claim, *quotes])
     cosines = vectors[1:] @ vectors[0]
     blended = [
-        COSINE_SHARE * float(c) + (1 - COSINE_SHARE) * word_support(claim, q)
+        SUPPORT_COSINE_SHARE * float(c) + (1 - SUPPORT_COSINE_SHARE) * word_support(claim, q)
         for c, q in zip(cosines, quotes, strict=True)
     ]
     return max(blended)

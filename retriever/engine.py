@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,20 @@ from core.types import Answer, Hit
 from retriever.answer import extractive_answer
 from retriever.followup import standalone_question
 from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, check_question, load_index
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One index version and everything built over it. A request reads the engine's snapshot
+    once and uses only that, so an index switched in mid-request never mixes with the old."""
+
+    index: StoredIndex
+    searcher: HybridSearcher
+    settings: Settings
+
+    @property
+    def version(self) -> str:
+        return self.index.path.name
 
 
 class Engine:
@@ -36,42 +51,47 @@ class Engine:
         self.embedder = embedder or default_embedder()
         self.settings = settings or load_settings(self.root)
         self.chat_model = chat_model
-        self._lock = threading.Lock()
-        self._index: StoredIndex | None = None
-        self._searcher: HybridSearcher | None = None
-        self._load()
+        self._lock = threading.Lock()  # one loader at a time; readers never wait for it
+        self._snapshot = self._load()
 
     @property
     def index(self) -> StoredIndex:
-        self.refresh()
-        assert self._index is not None
-        return self._index
+        """The index of the current snapshot (no disk access; see `snapshot` for a refresh)."""
+        return self._snapshot.index
 
-    def refresh(self) -> None:
-        """Switches to the newest complete index version, if there is a newer one."""
+    def snapshot(self) -> Snapshot:
+        """The newest complete index version, loaded once and then shared by every request.
+
+        `cite index` writing a new version is noticed here, so a running UI never needs a
+        restart, and keeps answering from the old version while the new one is written."""
+        current = self._snapshot
         version = current_version(self.root)
-        if self._index is None or (version is not None and version != self._index.path):
-            self._load()
-
-    def _load(self) -> None:
+        if version is None or version == current.index.path:
+            return current
         with self._lock:
-            index = load_index(self.root, self.embedder)
-            self._searcher = HybridSearcher(
-                DenseSearcher(index, self.embedder), LexicalSearcher(index), self.settings.search
-            )
-            self._index = index
+            if self._snapshot.index.path != current_version(self.root):  # not loaded meanwhile
+                self._snapshot = self._load()  # one assignment: readers see the old or the new
+            return self._snapshot
 
-    def search(self, question: str, k: int = 10) -> list[Hit]:
+    def _load(self) -> Snapshot:
+        index = load_index(self.root, self.embedder)
+        searcher = HybridSearcher(DenseSearcher(index, self.embedder), LexicalSearcher(index), self.settings.search)
+        return Snapshot(index, searcher, self.settings)
+
+    def search(self, question: str, k: int = 10, snapshot: Snapshot | None = None) -> list[Hit]:
+        """The top k passages; `snapshot` pins the version (the caller then reads the same one)."""
         question = check_question(question)
-        return self.search_with_vector(question, self.embedder.encode([question]), k)
+        return self.search_with_vector(question, self.embedder.encode([question]), k, snapshot)
 
-    def search_with_vector(self, question: str, vector: Any, k: int = 10) -> list[Hit]:
+    def search_with_vector(
+        self, question: str, vector: Any, k: int = 10, snapshot: Snapshot | None = None
+    ) -> list[Hit]:
         """`search` with the question already embedded (eval and bench embed them in one batch)."""
-        self.refresh()
-        assert self._searcher is not None
-        return self._searcher.search_with_vector(question, vector, k)
+        return (snapshot or self.snapshot()).searcher.search_with_vector(question, vector, k)
 
-    def ask(self, question: str, k: int = 10, history: Sequence[str] = ()) -> Answer:
+    def ask(
+        self, question: str, k: int = 10, history: Sequence[str] = (), snapshot: Snapshot | None = None
+    ) -> Answer:
         """Answers `question`; `history` holds the user's earlier questions, oldest first,
         so a follow-up ("And who opposed it?") is made standalone before retrieval."""
         question = asked = check_question(question)
@@ -81,20 +101,21 @@ class Engine:
             question = rewrite_question(self.chat_model, question, history)
         else:
             question = standalone_question(question, history)
-        self.refresh()
-        searcher, index = self._searcher, self._index
-        assert searcher is not None and index is not None
+        snapshot = snapshot or self.snapshot()
+        index, settings = snapshot.index, snapshot.settings
         vectors = self.embedder.encode([question] if asked == question else [question, asked])
         vector = vectors[:1]
-        hits = searcher.search_with_vector(question, vector, k)
+        hits = snapshot.searcher.search_with_vector(question, vector, k)
         follow_up = (asked, vectors[1:]) if asked != question else None
-        extractive = extractive_answer(question, vector, hits, index, self.settings.answer, follow_up)
+        extractive = extractive_answer(question, vector, hits, index, settings.answer, follow_up)
+        answer = replace(extractive, version=snapshot.version)
         # Abstention rests on retrieval evidence, with or without a model: a model is never
         # asked to answer from passages that do not hold the answer.
         if self.chat_model is None or extractive.abstained:
-            return extractive
+            return answer
         from retriever.generate import generative_answer, hit_document
 
-        documents = [hit_document(hit, rank) for rank, hit in enumerate(hits[: self.settings.answer.passages + 1], 1)]
+        documents = [hit_document(hit, rank) for rank, hit in enumerate(hits[: settings.answer.passages + 1], 1)]
         texts = {d.metadata["doc"]: index.documents[d.metadata["doc"]].text for d in documents}
-        return generative_answer(question, documents, texts, self.chat_model, self.embedder, extractive.confidence)
+        generated = generative_answer(question, documents, texts, self.chat_model, self.embedder, extractive.confidence)
+        return replace(generated, version=snapshot.version)

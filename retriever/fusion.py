@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from core.ranking import best_first
+
 
 def reciprocal_rank_fusion(rankings: Sequence[Mapping[str, float]], k: int = 60) -> dict[str, float]:
     """RRF (Cormack et al. 2009): sum over rankings of 1 / (k + rank), rank counted from 1.
 
-    Ties within one ranking are broken by key, so the result is deterministic.
+    Ties within one ranking are ordered by `best_first`, so the result is deterministic.
     """
     if k < 0:
         raise ValueError(f"k must be 0 or more. Currently, it is {k}.")
     fused: dict[str, float] = {}
     for ranking in rankings:
-        ordered = sorted(ranking.items(), key=lambda item: (-item[1], item[0]))
-        for rank, (key, _) in enumerate(ordered, start=1):
+        for rank, (key, _) in enumerate(best_first(ranking), start=1):
             fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank)
     return fused
 

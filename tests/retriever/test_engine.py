@@ -1,0 +1,103 @@
+"""The engine's snapshot: one index version per request, whatever a writer does meanwhile."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from core.config import AnswerSettings, Settings, SplitSettings
+from core.store import current_version
+from core.types import Document
+from indexer.build import build_index
+from retriever.engine import Engine
+from tests.conftest import FakeEmbedder
+
+BODY = (
+    "The Volga is the longest river in Europe. It flows into the Caspian Sea. "
+    "Bees make honey from nectar. A colony has one queen. "
+)
+
+
+def corpus(variant: int) -> list[Document]:
+    """Two versions of the same documents whose offsets differ: version 1 has a preamble, so a
+    citation computed from one version's spans and the other's text would quote the wrong place."""
+    preamble = "A preamble that moves every later sentence. " * variant * 3
+    return [
+        Document("rivers.txt", preamble + BODY * 4),
+        Document("notes.txt", preamble + "Notes on rivers and bees. " + BODY),
+    ]
+
+
+def test_every_answer_cites_the_version_it_was_answered_from(tmp_path):
+    embedder = FakeEmbedder()
+    root = tmp_path / "index"
+    always_answer = Settings(answer=replace(AnswerSettings(), min_confidence=0.0))
+    build_index(corpus(0), root, embedder, SplitSettings())
+    texts = {current_version(root).name: {d.doc: d.text for d in corpus(0)}}
+    engine = Engine(root, embedder, always_answer)
+    answers, errors = [], []
+    done = threading.Event()
+
+    def keep_asking() -> None:
+        while not done.is_set():
+            try:
+                answers.append(engine.ask("Which is the longest river in Europe?"))
+            except Exception as error:  # noqa: BLE001 (any failure is the finding)
+                errors.append(error)
+
+    askers = [threading.Thread(target=keep_asking) for _ in range(2)]
+    for asker in askers:
+        asker.start()
+    try:
+        for round_ in range(1, 13):
+            documents = corpus(round_ % 2)
+            build_index(documents, root, embedder, SplitSettings())
+            texts[current_version(root).name] = {d.doc: d.text for d in documents}
+    finally:
+        done.set()
+        for asker in askers:
+            asker.join()
+
+    assert errors == []
+    versions = {answer.version for answer in answers}
+    assert len(versions) > 1, "the askers never saw a new version; the test proves nothing"
+    for answer in answers:
+        original = texts[answer.version]
+        assert answer.citations
+        for citation in answer.citations:
+            assert citation.quote == original[citation.doc][citation.start : citation.end]
+            spans = [(h.passage.start, h.passage.end) for h in answer.hits if h.passage.doc == citation.doc]
+            assert any(start <= citation.start < citation.end <= end for start, end in spans)
+        for hit in answer.hits:
+            source = original[hit.passage.doc][hit.passage.start : hit.passage.end]
+            assert hit.passage.text.split() == source.split()
+
+
+def test_index_reads_the_loaded_snapshot_without_touching_the_disk(tmp_path, monkeypatch):
+    embedder = FakeEmbedder()
+    root = tmp_path / "index"
+    build_index(corpus(0), root, embedder, SplitSettings())
+    engine = Engine(root, embedder)
+    snapshot = engine.snapshot()
+
+    def no_disk(_root):
+        raise AssertionError("Engine.index read the disk")
+
+    monkeypatch.setattr("retriever.engine.current_version", no_disk)
+    assert engine.index is snapshot.index
+
+
+def test_a_pinned_snapshot_keeps_answering_from_its_version(tmp_path):
+    embedder = FakeEmbedder()
+    root = tmp_path / "index"
+    build_index(corpus(0), root, embedder, SplitSettings())
+    engine = Engine(root, embedder)
+    pinned = engine.snapshot()
+    build_index(corpus(1), root, embedder, SplitSettings())
+    old = engine.search("longest river", 3, snapshot=pinned)
+    new = engine.search("longest river", 3)
+    assert engine.snapshot() is not pinned
+    assert not any("preamble" in h.passage.text for h in old)
+    assert any("preamble" in h.passage.text for h in new)
+    texts = {d.doc: d.text for d in corpus(0)}
+    assert all(h.passage.text == texts[h.passage.doc][h.passage.start : h.passage.end] for h in old)
