@@ -75,6 +75,10 @@ class AnswerSettings:
     passages: int = 4  # top passages the answer sentences are drawn from
     max_sentences: int = 3
     coverage_passages: int = 3  # top passages whose words count as covering the question
+    # A candidate sentence's score: weights of its cosine to the question, share of question
+    # words, holding the answer type asked for, passage ranked first, 1 / passage rank
+    # (`retriever.answer.sentence_features`).
+    sentence_weights: tuple[float, ...] = (0.75, 0.25, 0.0, 0.0, 0.0)
     # Logistic weights (best-sentence cosine, top-passage cosine, IDF word coverage in the top
     # passages, IDF share of question words known to the index at all, bias),
     # fitted on seeds/questions.jsonl by `python -m eval.calibrate`; see README "Abstention".
@@ -84,6 +88,11 @@ class AnswerSettings:
     def __post_init__(self) -> None:
         if self.max_sentences < 1:
             raise ValueError(f"max_sentences must be greater than 0. Currently, it is {self.max_sentences}.")
+        if len(self.sentence_weights) != 5:
+            raise ValueError(
+                "sentence_weights takes 5 numbers (cosine, words, answer type, first passage, 1/rank). "
+                f"Currently, it is {self.sentence_weights}."
+            )
 
 
 @dataclass(frozen=True)

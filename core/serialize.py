@@ -8,7 +8,8 @@ from core.types import Answer, Hit
 
 
 def hit_json(hit: Hit, rank: int) -> dict[str, Any]:
-    """`{"rank", "doc", "start", "end", "text", "score", "scores"}`, plus `"sentence": {"start",
+    """`{"rank", "doc", "start", "end", "page", "section", "text", "score", "scores"}` (page and
+    section null where the format has none), plus `"sentence": {"start",
     "end"}` (the passage's sentence closest to the question) when known; rank counts from 1."""
     passage = hit.passage
     extra = {"sentence": {"start": hit.sentence[0], "end": hit.sentence[1]}} if hit.sentence else {}
@@ -17,6 +18,8 @@ def hit_json(hit: Hit, rank: int) -> dict[str, Any]:
         "doc": passage.doc,
         "start": passage.start,
         "end": passage.end,
+        "page": passage.page,
+        "section": passage.section or None,
         "text": passage.text,
         "score": round(hit.score, 6),
         "scores": {name: round(value, 6) for name, value in hit.scores.items()},
@@ -35,7 +38,16 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "abstained": answer.abstained,
         "confidence": round(answer.confidence, 4),
         "citations": [
-            {"n": c.n, "doc": c.doc, "start": c.start, "end": c.end, "quote": c.quote} for c in answer.citations
+            {
+                "n": c.n,
+                "doc": c.doc,
+                "start": c.start,
+                "end": c.end,
+                "page": c.page,
+                "section": c.section or None,
+                "quote": c.quote,
+            }
+            for c in answer.citations
         ],
         "claims": [
             {"text": c.text, "citations": list(c.citations), "supported": c.supported, "support": round(c.support, 4)}

@@ -49,6 +49,8 @@ class Passage:
     start: int
     end: int
     text: str
+    page: int | None = None  # the physical page it starts on (None: the format has no pages)
+    section: str = ""  # path of the headings it sits under, "2 Objects > 2.1.8 Lazy arguments"
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class Citation:
     start: int
     end: int
     quote: str
+    page: int | None = None  # the physical page the quote starts on
+    section: str = ""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,10 @@ class Question:
     question: str
     doc: str | None = None  # None: the documents do not answer it
     evidence: str | None = None  # an exact phrase of the answer in `doc`
-    kind: str = ""
+    kind: str = ""  # "lexical" or "paraphrased"
+    type: str = ""  # the kind of answer asked for (who, when, ...); "" when the file does not say
+    page: int | None = None  # the physical page holding the evidence, for paged documents
+    split: str = ""  # "train" or "test": fit on one, report the other
 
     @property
     def answerable(self) -> bool:
@@ -34,7 +37,8 @@ def squash(text: str) -> str:
 
 
 def load_questions(path: Path) -> list[Question]:
-    """Reads `{"id", "question", "doc", "evidence"}` lines; other keys but `kind` are ignored."""
+    """Reads `{"id", "question", "doc", "evidence"}` lines, with optional `kind`, `type`, `page`
+    and `split`; other keys are ignored."""
     shape = '{"id", "question", "doc", "evidence"}'
     try:
         rows = list(read_jsonl(path))
@@ -45,12 +49,20 @@ def load_questions(path: Path) -> list[Question]:
     questions = []
     for number, row in rows:
         try:
+            page = row.get("page")
             questions.append(
                 Question(
-                    str(row["id"]), str(row["question"]), row.get("doc"), row.get("evidence"), str(row.get("kind", ""))
+                    str(row["id"]),
+                    str(row["question"]),
+                    row.get("doc"),
+                    row.get("evidence"),
+                    str(row.get("kind") or ""),
+                    str(row.get("type") or ""),
+                    None if page is None else int(page),
+                    str(row.get("split") or ""),
                 )
             )
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             raise CiteError(f"{path}:{number} is not a {shape} line.") from None
     if not questions:
         raise CiteError(f"{path} holds no questions.")

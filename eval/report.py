@@ -34,7 +34,10 @@ def report_json(report: EvalReport) -> dict[str, Any]:
             "answered_rate": round(a.answered_rate, 4),
             "abstained_rate": round(a.abstained_rate, 4),
             "evidence_rate": round(a.evidence_rate, 4),
+            "evidence_of_answerable": round(a.evidence_of_answerable, 4),
+            "page_rate": round(a.page_rate, 4),
         }
+        data["by_type"] = {name: asdict(t) for name, t in report.by_type.items()}
     return data
 
 
@@ -56,14 +59,32 @@ def format_table(report: EvalReport) -> str:
         lines.append(
             f"answers: answered {a.answered}/{a.answerable} answerable ({a.answered_rate:.0%}), "
             f"abstained on {a.abstained}/{a.unanswerable} unanswerable ({a.abstained_rate:.0%}), "
-            f"evidence in the citations of {a.evidence_cited}/{a.answered} answers ({a.evidence_rate:.0%})"
+            f"evidence in the citations of {a.evidence_cited}/{a.answered} answers ({a.evidence_rate:.0%}; "
+            f"{a.evidence_of_answerable:.0%} of answerable)"
+            + (f", first citation on the evidence page {a.page_right}/{a.paged} ({a.page_rate:.0%})" if a.paged else "")
         )
+        lines += answers_by_type(report)
     if report.misses:
         shown = ", ".join(f"{m.id} ({_rank(m)})" for m in report.misses[:8])
         more = f", and {len(report.misses) - 8} more" if len(report.misses) > 8 else ""
         lines.append(f"not ranked first by hybrid: {shown}{more} (all in the Markdown report)")
     lines += [f"note: {note}" for note in report.notes[:10]]
     return "\n".join(lines)
+
+
+def answers_by_type(report: EvalReport) -> list[str]:
+    """One row per kind of question: where answering fails, by what was asked."""
+    if not report.by_type:
+        return []
+    header = f"{'type':<10}{'answerable':>11}{'answered':>10}{'evidence':>10}{'page':>7}{'refused':>10}"
+    rows = [header, "-" * len(header)]
+    for name, t in report.by_type.items():
+        page = f"{t.page_rate:.0%}" if t.paged else "-"
+        refused = f"{t.abstained}/{t.unanswerable}" if t.unanswerable else "-"
+        answered = f"{t.answered_rate:.0%}" if t.answerable else "-"
+        evidence = f"{t.evidence_of_answerable:.0%}" if t.answerable else "-"
+        rows.append(f"{name:<10}{t.answerable:>11}{answered:>10}{evidence:>10}{page:>7}{refused:>10}")
+    return rows
 
 
 def _rank(miss: Miss) -> str:

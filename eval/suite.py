@@ -16,12 +16,13 @@ from core.config import Settings
 from core.embedder import Embedder
 from core.errors import CiteError
 from core.store import StoredIndex, read_index
-from eval.datasets import SEED_QUESTIONS, Question, evidence_qrels, load_beir, load_questions
+from eval.datasets import SEED_QUESTIONS, Question, evidence_qrels, load_beir, load_questions, squash
 from eval.metrics import Qrels, first_relevant_rank
 from eval.runner import MethodResult, evaluate_methods
 from eval.tune import Tuning, tune_search
 from indexer.build import build_index
 from indexer.loaders import load_paths, source_of
+from retriever.answer_type import expected_type
 from retriever.engine import Engine
 
 SEED_MEASURES = ("hit@1", "hit@5", "mrr@10", "ndcg@10")
@@ -31,13 +32,16 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class Abstention:
-    """How the answerer behaved: answered when it could, abstained when it could not."""
+    """How the answerer behaved on a group of questions: answered when it could, with quotes
+    that hold the evidence on the right page, and abstained when it could not."""
 
     answerable: int
     answered: int  # of the answerable
     unanswerable: int
     abstained: int  # of the unanswerable
     evidence_cited: int  # answered questions whose citations contain the evidence phrase
+    paged: int = 0  # answered questions whose evidence has a page
+    page_right: int = 0  # of those, answers whose first citation is on that page
 
     @property
     def answered_rate(self) -> float:
@@ -49,7 +53,42 @@ class Abstention:
 
     @property
     def evidence_rate(self) -> float:
+        """Of the answered questions."""
         return self.evidence_cited / self.answered if self.answered else 0.0
+
+    @property
+    def evidence_of_answerable(self) -> float:
+        """Of all answerable questions: an abstention counts as a miss."""
+        return self.evidence_cited / self.answerable if self.answerable else 0.0
+
+    @property
+    def page_rate(self) -> float:
+        return self.page_right / self.paged if self.paged else 0.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One question asked end to end."""
+
+    question: Question
+    answered: bool
+    evidence_cited: bool
+    page_right: bool | None  # None: no page to check
+
+
+def tally(outcomes: list[Outcome]) -> Abstention:
+    answerable = [o for o in outcomes if o.question.answerable]
+    answered = [o for o in answerable if o.answered]
+    paged = [o for o in answered if o.page_right is not None]
+    return Abstention(
+        answerable=len(answerable),
+        answered=len(answered),
+        unanswerable=len(outcomes) - len(answerable),
+        abstained=sum(not o.answered for o in outcomes if not o.question.answerable),
+        evidence_cited=sum(o.evidence_cited for o in answered),
+        paged=len(paged),
+        page_right=sum(bool(o.page_right) for o in paged),
+    )
 
 
 @dataclass(frozen=True)
@@ -64,6 +103,7 @@ class EvalReport:
     abstention: Abstention | None = None
     notes: list[str] = field(default_factory=list)
     misses: list[Miss] = field(default_factory=list)  # default method, evidence not ranked first
+    by_type: dict[str, Abstention] = field(default_factory=dict)  # the answers per kind of question
 
 
 @dataclass(frozen=True)
@@ -94,9 +134,11 @@ def evaluate_questions(
     settings: Settings,
     documents: list[Path] | None = None,
     progress: Progress | None = None,
+    split: str | None = None,
 ) -> EvalReport:
-    """Retrieval and abstention on a question file. With `documents`, (re)indexes them first."""
-    questions = load_questions(questions_path)
+    """Retrieval and answers on a question file. With `documents`, (re)indexes them first;
+    with `split`, only the questions of that split ("test": the held-out ones) count."""
+    questions = questions_in_split(load_questions(questions_path), split)
     started = time.perf_counter()
     if documents:
         loaded = load_paths(documents)
@@ -121,7 +163,7 @@ def evaluate_questions(
         curve_metric="hit",
         k=20,
     )
-    engine = Engine(index_root, embedder, settings)
+    outcomes = ask_all(Engine(index_root, embedder, settings), questions)
     return EvalReport(
         "seeds" if questions_path.resolve() == SEED_QUESTIONS.resolve() else questions_path.stem,
         len(questions),
@@ -130,10 +172,20 @@ def evaluate_questions(
         index_seconds,
         results,
         "hit",
-        measure_abstention(engine, questions),
+        tally(outcomes),
         notes,
         misses(next(r.run for r in results if r.method == "hybrid"), qrels, queries),
+        tally_by_type(outcomes),
     )
+
+
+def questions_in_split(questions: list[Question], split: str | None) -> list[Question]:
+    if split is None:
+        return questions
+    chosen = [q for q in questions if q.split == split]
+    if not chosen:
+        raise CiteError(f"No question is in the {split!r} split; the file's questions need a \"split\" key.")
+    return chosen
 
 
 def judged_questions(questions: list[Question], index: StoredIndex) -> tuple[dict[str, str], Qrels]:
@@ -171,21 +223,34 @@ def tune_beir(folder: Path, index_root: Path, embedder: Embedder, settings: Sett
     )
 
 
-def measure_abstention(engine: Engine, questions: list[Question]) -> Abstention:
-    from eval.datasets import squash
-
-    answered = abstained = evidence = 0
+def ask_all(engine: Engine, questions: list[Question]) -> list[Outcome]:
+    """Every question asked as a user would, judged against its evidence and page."""
+    outcomes = []
     for question in questions:
         answer = engine.ask(question.question)
-        if question.answerable:
-            if not answer.abstained:
-                answered += 1
-                quotes = squash(" ".join(c.quote for c in answer.citations))
-                evidence += squash(question.evidence or "") in quotes
-        elif answer.abstained:
-            abstained += 1
-    answerable = sum(q.answerable for q in questions)
-    return Abstention(answerable, answered, len(questions) - answerable, abstained, evidence)
+        quotes = squash(" ".join(c.quote for c in answer.citations))
+        first_page = answer.citations[0].page if answer.citations else None
+        outcomes.append(
+            Outcome(
+                question,
+                not answer.abstained,
+                question.answerable and squash(question.evidence or "") in quotes,
+                None if question.page is None else first_page == question.page,
+            )
+        )
+    return outcomes
+
+
+def question_type(question: Question) -> str:
+    """The type the question file gives, else the one the answerer infers from the wording."""
+    return question.type or expected_type(question.question)
+
+
+def tally_by_type(outcomes: list[Outcome]) -> dict[str, Abstention]:
+    groups: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault(question_type(outcome.question), []).append(outcome)
+    return {name: tally(group) for name, group in sorted(groups.items())}
 
 
 def evaluate_beir(

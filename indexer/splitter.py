@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.config import SplitSettings
+from core.layout import page_at, sections
 from core.text import normalise, sentence_spans
 from core.types import Document, Passage, content_id
 
@@ -10,11 +11,21 @@ from core.types import Document, Passage, content_id
 def split_document(document: Document, settings: SplitSettings) -> list[Passage]:
     """Packs whole sentences into passages of at most `settings.max_chars` characters.
 
-    Consecutive passages share `settings.overlap_sentences` sentences, so an answer that
-    straddles a boundary is still whole in one passage. A sentence longer than the limit
-    is cut at spaces. Every passage maps back: `document.text[p.start:p.end]` is its source.
+    Passages never cross a heading: each section's body is split on its own, and each
+    passage carries its section path and the page it starts on. Consecutive passages of a
+    section share `settings.overlap_sentences` sentences, so an answer that straddles a
+    boundary is still whole in one passage. A sentence longer than the limit is cut at
+    spaces. Every passage maps back: `document.text[p.start:p.end]` is its source.
     """
-    norm = normalise(document.text)
+    return [
+        passage
+        for section in sections(document)
+        for passage in _split_span(document, section.start, section.end, section.path, settings)
+    ]
+
+
+def _split_span(document: Document, first_char: int, last_char: int, path: str, settings: SplitSettings):
+    norm = normalise(document.text[first_char:last_char])
     units = [piece for span in sentence_spans(norm.text) for piece in _cut_long(norm.text, span, settings.max_chars)]
     passages: list[Passage] = []
     first = 0
@@ -24,7 +35,7 @@ def split_document(document: Document, settings: SplitSettings) -> list[Passage]
             last += 1
         start, end = units[first][0], units[last][1]
         text = norm.text[start:end].replace("\n\n", " ")
-        original_start, original_end = norm.span(start, end)
+        original_start, original_end = (first_char + offset for offset in norm.span(start, end))
         passages.append(
             Passage(
                 id=content_id(document.doc, str(original_start), text),
@@ -32,6 +43,8 @@ def split_document(document: Document, settings: SplitSettings) -> list[Passage]
                 start=original_start,
                 end=original_end,
                 text=text,
+                page=page_at(document, original_start),
+                section=path,
             )
         )
         if last + 1 >= len(units):

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from core.config import AnswerSettings
+from core.layout import page_at
 from core.lexical import question_terms
 from core.store import StoredIndex
 from core.text import normalise
 from core.types import Answer, Citation, Document, Hit
+from retriever.answer_type import AnswerType, expected_type, holds_type
 from retriever.claims import check_claims, term_share
 from retriever.confidence import Evidence, confidence, coverage
 
-# Sentence score = this share of question-sentence cosine + the rest of query-term overlap.
-ANSWER_COSINE_SHARE = 0.75
 # A second or third sentence must score at least this share of the best one.
 KEEP_RATIO = 0.8
+SENTENCE_ENDS = (".", "!", "?", ":", ";")
+CLOSING_QUOTES = " \t\n\"'”’)]"
 MIN_SENTENCE_CHARS = 25
 
 
@@ -30,18 +32,34 @@ class Sentence:
     end: int
     text: str
     vector: np.ndarray
+    section: str = ""  # of the passage it was found in
+    rank: int = 1  # of the best-ranked hit whose passage holds it
+    next_span: tuple[int, int] | None = None  # the sentence after it in its passage
 
 
-def hit_sentences(hit: Hit, index: StoredIndex) -> list[Sentence]:
-    """The sentences of a hit's passage, with the vectors the indexer stored for them."""
+def hit_sentences(hit: Hit, index: StoredIndex, rank: int = 1) -> list[Sentence]:
+    """The sentences of a hit's passage (ranked `rank`), with the vectors the indexer stored for them."""
     spans, vectors = index.sentences_of(index.row_of[hit.passage.id])
     original = index.documents[hit.passage.doc].text
+    following = [(int(start), int(end)) for start, end in spans[1:]] + [None]
     return [
         Sentence(
-            hit.passage.doc, int(start), int(end), normalise(original[start:end]).text.replace("\n\n", " "), vector
+            hit.passage.doc,
+            int(start),
+            int(end),
+            quote_text(original, start, end),
+            vector,
+            hit.passage.section,
+            rank,
+            after,
         )
-        for (start, end), vector in zip(spans, vectors, strict=True)
+        for (start, end), vector, after in zip(spans, vectors, following, strict=True)
     ]
+
+
+def quote_text(original: str, start: int, end: int) -> str:
+    """A span of the original as an answer shows it: normalised, on one line."""
+    return normalise(original[start:end]).text.replace("\n\n", " ")
 
 
 @dataclass(frozen=True)
@@ -64,19 +82,39 @@ def rank_sentences(
     `asked` is what the user typed (and its vector) when `question` was completed from an
     earlier turn: the follow-up's own meaning and words ("who supported it") count as much as
     the carried subject, or every answer would repeat the previous one."""
-    candidates = _unique_sentences(s for hit in hits[: settings.passages] for s in hit_sentences(hit, index))
+    candidates = _unique_sentences(
+        s for rank, hit in enumerate(hits[: settings.passages], 1) for s in hit_sentences(hit, index, rank)
+    )
     if not candidates:
         return []
     vectors = np.vstack([s.vector for s in candidates])
     cosines = vectors @ question_vector[0]
     if asked is not None:
         cosines = 0.5 * cosines + 0.5 * (vectors @ asked[1][0])
-    wanted = set(question_terms(asked[0] if asked else question))  # once, not per sentence
+    own_words = asked[0] if asked else question  # what the user asked for, in their words
+    wanted = set(question_terms(own_words))  # once, not per sentence
+    wanted_type = expected_type(own_words)
+    weights = np.asarray(settings.sentence_weights)
     scored = [
-        Scored(s, ANSWER_COSINE_SHARE * float(c) + (1 - ANSWER_COSINE_SHARE) * term_share(wanted, s.text), float(c))
+        Scored(s, float(weights @ sentence_features(s, float(c), wanted, wanted_type)), float(c))
         for s, c in zip(candidates, cosines, strict=True)
     ]
     return sorted(scored, key=lambda x: -x.score)
+
+
+def sentence_features(sentence: Sentence, cosine: float, wanted: set[str], wanted_type: AnswerType) -> np.ndarray:
+    """What ranks a candidate answer sentence, in `AnswerSettings.sentence_weights` order: its
+    cosine to the question, the share of the question's words it has, whether it holds the kind
+    of answer asked for (a date for "when"), whether its passage ranked first, 1 / that rank."""
+    return np.array(
+        [
+            cosine,
+            term_share(wanted, sentence.text),
+            float(holds_type(sentence.text, wanted_type)),
+            float(sentence.rank == 1),
+            1.0 / sentence.rank,
+        ]
+    )
 
 
 def evidence_for(
@@ -111,7 +149,35 @@ def extractive_answer(
         similarity = max(float(candidate.sentence.vector @ c.sentence.vector) for c in chosen)
         if similarity < 0.9:  # near-duplicates say nothing new
             chosen.append(candidate)
-    return _cite(question, [c.sentence for c in chosen], index.documents, hits, score)
+    wanted_type = expected_type(asked[0] if asked else question)
+    completed = [completed_sentence(c.sentence, index.documents[c.sentence.doc].text, wanted_type) for c in chosen]
+    return _cite(question, _without_covered(completed), index.documents, hits, score)
+
+
+def completed_sentence(sentence: Sentence, original: str, wanted_type: AnswerType) -> Sentence:
+    """The sentence, extended by the next one of its passage when that completes the answer:
+    the sentence was cut off (no closing punctuation), or it lacks the kind of answer asked
+    for and the next one has it ("The proposal met resistance." + "Only Putin supported it.")."""
+    if sentence.next_span is None:
+        return sentence
+    following = quote_text(original, *sentence.next_span)
+    cut = not sentence.text.rstrip(CLOSING_QUOTES).endswith(SENTENCE_ENDS)
+    missing = (
+        wanted_type != "other" and not holds_type(sentence.text, wanted_type) and holds_type(following, wanted_type)
+    )
+    if not (cut or missing):
+        return sentence
+    end = sentence.next_span[1]
+    return replace(sentence, end=end, text=quote_text(original, sentence.start, end), next_span=None)
+
+
+def _without_covered(sentences: list[Sentence]) -> list[Sentence]:
+    """Drops a sentence that an earlier, extended one already quotes."""
+    kept: list[Sentence] = []
+    for s in sentences:
+        if not any(k.doc == s.doc and k.start <= s.start and s.end <= k.end for k in kept):
+            kept.append(s)
+    return kept
 
 
 def _unique_sentences(sentences) -> list[Sentence]:
@@ -130,7 +196,16 @@ def _cite(
     question: str, sentences: list[Sentence], documents: dict[str, Document], hits: list[Hit], confidence: float
 ) -> Answer:
     citations = [
-        Citation(n, s.doc, s.start, s.end, documents[s.doc].text[s.start : s.end]) for n, s in enumerate(sentences, 1)
+        Citation(
+            n,
+            s.doc,
+            s.start,
+            s.end,
+            documents[s.doc].text[s.start : s.end],
+            page_at(documents[s.doc], s.start),
+            s.section,
+        )
+        for n, s in enumerate(sentences, 1)
     ]
     # The claim is the quoted source text itself: the check finds it verbatim (support 1.0).
     claims = check_claims([(s.text, (n,)) for n, s in enumerate(sentences, 1)], citations, embedder=None)

@@ -116,6 +116,7 @@ class Engine:
         from retriever.generate import generative_answer, hit_document
 
         documents = [hit_document(hit, rank) for rank, hit in enumerate(hits[: settings.answer.passages + 1], 1)]
-        texts = {d.metadata["doc"]: index.documents[d.metadata["doc"]].text for d in documents}
-        generated = generative_answer(question, documents, texts, self.chat_model, self.embedder, extractive.confidence)
+        generated = generative_answer(
+            question, documents, index.documents, self.chat_model, self.embedder, extractive.confidence
+        )
         return replace(generated, version=snapshot.version)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,8 +20,9 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from core.errors import CiteError
+from core.layout import page_at
 from core.text import sentences_in_span
-from core.types import Answer, Citation, Hit, Passage
+from core.types import Answer, Citation, Document, Hit, Passage
 from retriever.claims import check_claims, split_claims
 
 NOT_FOUND = "NOT_FOUND"
@@ -84,7 +85,7 @@ def rewrite_question(chat_model: Any, question: str, history: Sequence[str]) -> 
 def generative_answer(
     question: str,
     documents: Sequence[LCDocument],
-    texts: dict[str, str],
+    sources: Mapping[str, Document],
     chat_model: Any,
     embedder: Any,
     confidence: float,
@@ -97,7 +98,7 @@ def generative_answer(
     if not reply or NOT_FOUND in reply:
         return Answer(None, (), (), hits, confidence, True, question)
     sentences = split_claims(reply)
-    citations = _citations(sentences, documents, texts, embedder)
+    citations = _citations(sentences, documents, sources, embedder)
     claims = check_claims(sentences, citations, embedder)
     return Answer(_clean(reply), tuple(citations), tuple(claims), hits, confidence, False, question)
 
@@ -105,7 +106,7 @@ def generative_answer(
 def _citations(
     sentences: list[tuple[str, tuple[int, ...]]],
     documents: Sequence[LCDocument],
-    texts: dict[str, str],
+    sources: Mapping[str, Document],
     embedder: Any,
 ) -> list[Citation]:
     """For each passage number the model used, the passage sentence closest to the claims
@@ -118,11 +119,13 @@ def _citations(
     citations = []
     for n in sorted(claims_by_number):
         meta = documents[n - 1].metadata
-        original = texts[meta["doc"]]
+        source = sources[meta["doc"]]
+        original = source.text
         spans = sentences_in_span(original, meta["start"], meta["end"]) or [(meta["start"], meta["end"], "")]
         vectors = embedder.encode([" ".join(claims_by_number[n]), *(s[2] for s in spans)])
         best = spans[int(np.argmax(vectors[1:] @ vectors[0]))]
-        citations.append(Citation(n, meta["doc"], best[0], best[1], original[best[0] : best[1]]))
+        quote = original[best[0] : best[1]]
+        citations.append(Citation(n, meta["doc"], best[0], best[1], quote, page_at(source, best[0]), meta["section"]))
     return citations
 
 
@@ -136,6 +139,8 @@ def hit_document(hit: Hit, rank: int) -> LCDocument:
             "doc": passage.doc,
             "start": passage.start,
             "end": passage.end,
+            "page": passage.page,
+            "section": passage.section or None,
             "rank": rank,
             "score": hit.score,
             "scores": dict(hit.scores),
@@ -145,7 +150,15 @@ def hit_document(hit: Hit, rank: int) -> LCDocument:
 
 def _hit(document: LCDocument) -> Hit:
     meta = document.metadata
-    passage = Passage(document.id or "", meta["doc"], meta["start"], meta["end"], document.page_content)
+    passage = Passage(
+        document.id or "",
+        meta["doc"],
+        meta["start"],
+        meta["end"],
+        document.page_content,
+        meta["page"],
+        meta["section"] or "",
+    )
     return Hit(passage, meta["score"], meta["scores"])
 
 

@@ -1,0 +1,46 @@
+"""Where a span of a document sits: its physical page and the section path of its headings."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from core.types import Document
+
+SECTION_SEPARATOR = " > "
+
+
+@dataclass(frozen=True)
+class Section:
+    """The body of a section: `text[start:end]`, between its heading's line and the next heading."""
+
+    start: int
+    end: int
+    path: str  # "2 Objects > 2.1.8 Lazy arguments"; "" before the first heading
+
+
+def page_at(document: Document, offset: int) -> int | None:
+    """The 1-based physical page holding `offset`, or None when the format has no pages."""
+    if not document.pages:
+        return None
+    return max(1, bisect.bisect_right(document.pages, offset))
+
+
+def heading_title(document: Document, start: int, end: int) -> str:
+    return " ".join(document.text[start:end].split())
+
+
+def sections(document: Document) -> list[Section]:
+    """The document cut at its headings, each body with the path of headings above it.
+
+    Heading lines belong to no body: they are context (the path), never quoted text."""
+    found, path, cursor = [], [], 0
+    for heading in document.headings:
+        if heading.start > cursor:
+            found.append(Section(cursor, heading.start, SECTION_SEPARATOR.join(t for _, t in path)))
+        path = [(level, title) for level, title in path if level < heading.level]
+        path.append((heading.level, heading_title(document, heading.start, heading.end)))
+        cursor = max(cursor, heading.end)
+    if cursor < len(document.text):
+        found.append(Section(cursor, len(document.text), SECTION_SEPARATOR.join(t for _, t in path)))
+    return found

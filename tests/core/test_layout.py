@@ -1,0 +1,75 @@
+from core.config import SplitSettings
+from core.layout import page_at, sections
+from core.types import Document, Heading
+from indexer.splitter import split_document
+
+
+def manual() -> Document:
+    """Two pages; a chapter heading and a subsection, each a line of its own."""
+    parts = [
+        "Preface text comes first. It has two sentences.\n",
+        "2 Objects\n",
+        "Objects hold values. Every object has a type.\n",
+        "2.1.8 Lazy arguments\n",
+        "Arguments are evaluated when first used. This saves work.\n",
+    ]
+    text = "".join(parts)
+    offsets = [sum(map(len, parts[:i])) for i in range(len(parts))]
+    headings = (
+        Heading(offsets[1], offsets[1] + len("2 Objects"), 1),
+        Heading(offsets[3], offsets[3] + len("2.1.8 Lazy arguments"), 2),
+    )
+    return Document("manual.pdf", text, pages=(0, offsets[3]), headings=headings)
+
+
+def test_page_at_counts_physical_pages_from_one():
+    doc = manual()
+    assert page_at(doc, 0) == 1
+    assert page_at(doc, doc.pages[1] - 1) == 1
+    assert page_at(doc, doc.pages[1]) == 2
+    assert page_at(doc, len(doc.text)) == 2
+    assert page_at(Document("a.txt", "no pages"), 3) is None
+
+
+def test_sections_exclude_heading_lines_and_carry_their_path():
+    doc = manual()
+    found = sections(doc)
+    assert [s.path for s in found] == ["", "2 Objects", "2 Objects > 2.1.8 Lazy arguments"]
+    bodies = [doc.text[s.start : s.end].strip() for s in found]
+    assert bodies[1] == "Objects hold values. Every object has a type."
+    assert not any("Lazy arguments" in body for body in bodies)
+
+
+def test_a_heading_of_the_same_level_replaces_its_sibling():
+    text = "A\nbody a.\nB\nbody b.\nC\nbody c.\n"
+    starts = [text.index(t + "\n") for t in "ABC"]
+    doc = Document(
+        "d.md",
+        text,
+        headings=(
+            Heading(starts[0], starts[0] + 1, 1),
+            Heading(starts[1], starts[1] + 1, 2),
+            Heading(starts[2], starts[2] + 1, 1),
+        ),
+    )
+    assert [s.path for s in sections(doc)] == ["A", "A > B", "C"]
+
+
+def test_passages_never_cross_a_heading_and_know_their_page_and_section():
+    doc = manual()
+    passages = split_document(doc, SplitSettings(max_chars=1000))
+    assert [(p.section, p.page) for p in passages] == [
+        ("", 1),
+        ("2 Objects", 1),
+        ("2 Objects > 2.1.8 Lazy arguments", 2),
+    ]
+    assert passages[2].text == "Arguments are evaluated when first used. This saves work."
+    for passage in passages:
+        assert doc.text[passage.start : passage.end].split() == passage.text.split()
+
+
+def test_a_document_without_headings_splits_as_before():
+    text = "One sentence here. " * 80
+    passages = split_document(Document("plain.txt", text), SplitSettings(max_chars=300))
+    assert len(passages) > 3
+    assert all(p.section == "" and p.page is None for p in passages)
