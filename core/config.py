@@ -77,7 +77,7 @@ class AnswerSettings:
     coverage_passages: int = 3  # top passages whose words count as covering the question
     # Logistic weights (best-sentence cosine, top-passage cosine, IDF word coverage in the top
     # passages, IDF share of question words known to the index at all, bias),
-    # fitted on seeds/questions.jsonl by `python -m eval.calibrate`; see README "Abstention".
+    # fitted on seeds/questions.jsonl by `cite eval --calibrate`; see README "Abstention".
     confidence_weights: tuple[float, ...] = (1.34, 0.5, 2.66, 2.06, -3.86)
     min_confidence: float = 0.5  # below this the answer abstains (best balanced accuracy)
 
