@@ -81,7 +81,7 @@ class AnswerSettings:
     sentence_weights: tuple[float, ...] = (0.75, 0.25, 0.0, 0.0, 0.0)
     # Logistic weights (best-sentence cosine, top-passage cosine, IDF word coverage in the top
     # passages, IDF share of question words known to the index at all, bias),
-    # fitted on seeds/questions.jsonl by `python -m eval.calibrate`; see README "Abstention".
+    # fitted on seeds/questions.jsonl by `cite eval --calibrate`; see README "Abstention".
     confidence_weights: tuple[float, ...] = (1.34, 0.5, 2.66, 2.06, -3.86)
     min_confidence: float = 0.5  # below this the answer abstains (best balanced accuracy)
 

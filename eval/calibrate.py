@@ -1,23 +1,20 @@
 """Fits the abstention model on an eval set with answerable and unanswerable questions.
 
-    python -m eval.calibrate [--questions FILE] [--index DIR]
+    cite eval --calibrate [--questions FILE] [--index DIR]
 
-Prints the logistic weights and the threshold to put in AnswerSettings, the trade-off
+Reports the logistic weights and the threshold to put in AnswerSettings, the trade-off
 (answered-when-answerable vs abstained-when-unanswerable) at each threshold, and a
 leave-one-out estimate of how well the fitted rule generalises to unseen questions.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from core.config import Settings
-from core.embedder import default_embedder
-from eval.datasets import SEED_QUESTIONS, load_questions
+from core.errors import CiteError
+from eval.datasets import Question
 from retriever.answer import evidence_for, rank_sentences
 from retriever.engine import Engine
 
@@ -85,26 +82,37 @@ def leave_one_out(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(decided[y == 1].mean()), float((~decided)[y == 0].mean())
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", type=Path, default=SEED_QUESTIONS)
-    parser.add_argument("--index", type=Path, default=Path(".cite/eval/seeds"))
-    args = parser.parse_args(argv)
-    engine = Engine(args.index, default_embedder(), Settings())
-    x, y = features(engine, load_questions(args.questions))
+def check_both_kinds(questions: list[Question]) -> list[Question]:
+    """The questions, if some are answerable and some not: a fit needs both.
+
+    Raises:
+        CiteError: when they are all one kind.
+    """
+    if len({question.answerable for question in questions}) < 2:
+        raise CiteError(
+            "Calibrating abstention needs answerable and unanswerable questions "
+            '(lines with "evidence": null); these are all one kind.'
+        )
+    return questions
+
+
+def calibration(engine: Engine, questions: list[Question]) -> str:
+    """The fit on these questions, its trade-off at a few thresholds, and its leave-one-out rates, as text.
+
+    Raises:
+        CiteError: when the questions are not both answerable and unanswerable ones.
+    """
+    x, y = features(engine, check_both_kinds(questions))
     rule = fit(x, y)
     p = probabilities(x, np.array(rule.weights))
-    print(f"{int(y.sum())} answerable, {int((1 - y).sum())} unanswerable questions")
-    print(
-        "confidence_weights =", tuple(round(v, 2) for v in rule.weights), " min_confidence =", round(rule.threshold, 3)
-    )
-    print("threshold  answered(answerable)  abstained(unanswerable)")
+    lines = [
+        f"{int(y.sum())} answerable, {int((1 - y).sum())} unanswerable questions",
+        f"confidence_weights = {tuple(round(v, 2) for v in rule.weights)}  min_confidence = {round(rule.threshold, 3)}",
+        "threshold  answered(answerable)  abstained(unanswerable)",
+    ]
     for t in (0.3, 0.4, 0.5, 0.6, 0.7, rule.threshold):
         answered, abstained = rates(p, y, t)
-        print(f"{t:9.3f}  {answered:20.0%}  {abstained:23.0%}")
+        lines.append(f"{t:9.3f}  {answered:20.0%}  {abstained:23.0%}")
     answered, abstained = leave_one_out(x, y)
-    print(f"leave-one-out: answered {answered:.0%} of answerable, abstained on {abstained:.0%} of unanswerable")
-
-
-if __name__ == "__main__":
-    main()
+    lines.append(f"leave-one-out: answered {answered:.0%} of answerable, abstained on {abstained:.0%} of unanswerable")
+    return "\n".join(lines)

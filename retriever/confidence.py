@@ -8,7 +8,7 @@
 - known: the same share over the whole index (a word no document uses weighs heavily).
 
 The weights are fitted by logistic regression on an eval set with answerable and
-unanswerable questions (`python -m eval.calibrate`), not set by hand.
+unanswerable questions (`cite eval --calibrate`), not set by hand.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from core.store import DEFAULT_INDEX
 
 PROJECT_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 EVAL_INDEXES = Path(".cite/eval")
+SEED_EVAL_INDEX = EVAL_INDEXES / "seeds"  # the seed set's own index: evaluating never touches the user's
 
 
 def default_seeds() -> Path:
@@ -74,12 +75,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--beir", type=Path, help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
     evaluate.add_argument("--split", default="test", help="BEIR qrels split (default test; tune on train)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
-    evaluate.add_argument("--report-dir", type=Path, default=None, help="where the Markdown + PNG go (eval/reports)")
+    _report_dir_option(evaluate)
     evaluate.add_argument(
         "--tune",
         action="store_true",
         help="also tune the fusion weights on these questions and save them with the index "
         "when they win on held-out questions",
+    )
+    evaluate.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also fit the abstention model (confidence weights and threshold) on these questions and print it",
     )
     evaluate.set_defaults(run=_eval)
 
@@ -93,12 +99,20 @@ def _parser() -> argparse.ArgumentParser:
         "--password", default=os.environ.get("CITE_PASSWORD"), help="require login as user 'cite' ($CITE_PASSWORD)"
     )
     _index_option(serve)
+    _report_dir_option(serve, "the Eval tab's")
     serve.set_defaults(run=_serve)
     return parser
 
 
 def _index_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help=f"index folder (default {DEFAULT_INDEX})")
+
+
+def _report_dir_option(parser: argparse.ArgumentParser, whose: str = "the") -> None:
+    """--report-dir; None stands for eval.report.REPORTS (read there, so parsing imports nothing heavy)."""
+    parser.add_argument(
+        "--report-dir", type=Path, default=None, help=f"where {whose} Markdown + PNG reports go (default eval/reports)"
+    )
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -198,6 +212,7 @@ def _engine(args: argparse.Namespace):
 
 def _search(args: argparse.Namespace) -> int:
     from core.serialize import hits_json
+    from ui.render import document_texts
 
     questions = _checked(_questions(args))
     engine = _engine(args)
@@ -207,7 +222,7 @@ def _search(args: argparse.Namespace) -> int:
             out = {"hits": hits_json(hits)}
             print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
         else:
-            texts = {h.passage.doc: engine.index.documents[h.passage.doc].text for h in hits}
+            texts = document_texts(engine.index.documents, hits)
             print(_format_hits(hits, texts) or "No passage matches.")
     return 0
 
@@ -280,13 +295,14 @@ def _eval(args: argparse.Namespace) -> int:
     if args.tune and args.beir:
         refuse_tuning_on_test(args.split)  # before the eval, not after it
     questions = args.questions or SEED_QUESTIONS
-    if args.beir:
-        root = args.index or EVAL_INDEXES / f"beir-{args.beir.resolve().name}"
-    elif args.questions and args.index is None:
-        root = DEFAULT_INDEX
-    else:
-        # The seed set gets an index of its own, so evaluating never touches the user's index.
-        root = args.index or EVAL_INDEXES / "seeds"
+    if args.calibrate:  # refused before the eval runs, not after it
+        from eval.calibrate import check_both_kinds
+        from eval.datasets import load_questions
+
+        if args.beir:
+            raise CiteError("--calibrate needs answerable and unanswerable questions (--questions or the seed set).")
+        calibrating = check_both_kinds(load_questions(questions))
+    root = _eval_index(args)
     embedder, settings = default_embedder(), load_settings(root)
     if args.beir:
         report = evaluate_beir(args.beir, root, embedder, settings, args.split, _progress_printer())
@@ -302,7 +318,21 @@ def _eval(args: argparse.Namespace) -> int:
         else:
             tuning = tune_questions(questions, root, embedder, settings)
         print(save_if_better(tuning, root, settings), file=sys.stderr if args.json else sys.stdout)
+    if args.calibrate:
+        from eval.calibrate import calibration
+        from retriever.engine import Engine
+
+        print(calibration(Engine(root, embedder, settings), calibrating), file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _eval_index(args: argparse.Namespace) -> Path:
+    """--index, else: a BEIR set's own index; your index for your questions; the seeds' own index."""
+    if args.index is not None:
+        return args.index
+    if args.beir:
+        return EVAL_INDEXES / f"beir-{args.beir.resolve().name}"
+    return DEFAULT_INDEX if args.questions else SEED_EVAL_INDEX
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -313,7 +343,10 @@ def _serve(args: argparse.Namespace) -> int:
             f"Refusing to listen on {args.host}: anyone who can reach it could read your documents. "
             "Add --expose (and --password) if that is what you want."
         )
-    serve(args.index, host=args.host, port=args.port, auth=("cite", args.password) if args.password else None)
+    from eval.report import REPORTS
+
+    auth = ("cite", args.password) if args.password else None
+    serve(args.index, host=args.host, port=args.port, auth=auth, reports=args.report_dir or REPORTS)
     return 0
 
 

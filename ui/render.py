@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 from core.text import normalise
-from core.types import Answer, Citation, Hit
+from core.types import Answer, Citation, Document, Hit
 
 _SCORE_NAMES = (("dense", "dense"), ("bm25", "BM25"), ("sentence", "sentence"), ("fused", "fused"))
 
@@ -73,6 +73,11 @@ def hits_list(hits: Sequence[Hit], texts: Mapping[str, str] | None = None) -> st
     if not hits:
         return '<div class="empty">No passage matches.</div>'
     return "".join(_hit_card(hit, rank, texts) for rank, hit in enumerate(hits, start=1))
+
+
+def document_texts(documents: Mapping[str, Document], hits: Sequence[Hit]) -> dict[str, str]:
+    """The original text of each document the hits come from: what their sentence spans index into."""
+    return {hit.passage.doc: documents[hit.passage.doc].text for hit in hits}
 
 
 def sentence_text(original: str, span: tuple[int, int]) -> str:

@@ -3,110 +3,39 @@
 Tabs: Ask (chat + sources + the cited document), Search (citation lookup), Documents
 (list, upload, remove; incremental indexing with progress), Eval (retrieval accuracy).
 The same functions are HTTP endpoints for programs: /ask, /search, /documents.
+
+Each event's handler is a plain function of a Backend and the inputs that returns its
+outputs by name (`Outputs`); the tab builders only lay out components and connect names to
+them, so the handlers can be called and tested without a page.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+import copy
+import functools
+import inspect
+from collections.abc import Callable, Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from core.config import Settings, SplitSettings, load_settings
-from core.embedder import Embedder, default_embedder
-from core.errors import CiteError, IndexMissing
+from core.errors import CiteError, DocumentError, IndexMissing
 from core.serialize import answer_json, hits_json
-from core.store import current_version, read_manifest
-from indexer.build import build_index
-from indexer.loaders import DOCUMENT_SUFFIXES, load_paths
-from retriever.engine import Engine
-from retriever.generate import chat_model_from_env
+from eval.report import REPORTS
+from indexer.loaders import DOCUMENT_SUFFIXES
 from ui import render
+from ui.backend import DOCUMENT_COLUMNS, Backend
 
-UPLOAD_PREFIX = "uploads/"
-DOCUMENT_COLUMNS = ("document", "passages", "characters", "indexed", "source")
+Outputs = dict[str, Any]
+"""A handler's result: a value (or gr.update) per output name; a name left out stays as it is."""
+
 SCROLL_TO_CURRENT = """() => {
   const mark = document.querySelector('#doc-text mark.current');
   if (mark) { mark.scrollIntoView({block: 'center'}); }
 }"""
-
-
-class Backend:
-    """What the UI's handlers share: the index folder, the embedder, and a live Engine."""
-
-    def __init__(self, root: Path, embedder: Embedder | None = None, settings: Settings | None = None) -> None:
-        self.root = Path(root)
-        self._embedder = embedder
-        self.settings = settings or load_settings(self.root)
-        self._engine: Engine | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = default_embedder()
-        return self._embedder
-
-    def reload_settings(self) -> None:
-        """Picks up the index's settings.toml (after tuning): the next question uses them."""
-        with self._lock:
-            self.settings = load_settings(self.root)
-            self._engine = None
-
-    def engine(self) -> Engine:
-        """The engine over the newest index; IndexMissing until one has been built."""
-        with self._lock:
-            if self._engine is None:
-                if current_version(self.root) is None:
-                    raise IndexMissing(
-                        f"No index at {self.root} yet: add documents in the Documents tab, or run `cite index`."
-                    )
-                self._engine = Engine(self.root, self.embedder, self.settings, chat_model_from_env())
-            return self._engine
-
-    def document_rows(self) -> list[list[Any]]:
-        if current_version(self.root) is None:
-            return []
-        manifest = read_manifest(self.root)
-        return [
-            [r.doc, r.passages, f"{r.chars:,}", r.indexed_at.replace("T", " ")[:19], _source_label(r.source)]
-            for r in sorted(manifest.documents.values(), key=lambda r: r.doc)
-        ]
-
-    def add_files(self, paths: Sequence[str], progress=None) -> tuple[list[str], list[str]]:
-        """Indexes uploaded files as `uploads/<name>`; returns (added or changed, problems)."""
-        problems, documents = [], []
-        for path in paths:
-            loaded = load_paths([Path(path)])
-            problems += [f"{Path(s.path).name}: {s.reason}" for s in loaded.skipped]
-            documents += [_as_upload(d) for d in loaded.documents]
-        if not documents:
-            return [], problems or ["No file to add."]
-        report = build_index(documents, self.root, self.embedder, SplitSettings(**self._split()), progress, scope=set())
-        return report.added + report.changed, problems
-
-    def remove(self, names: Sequence[str]) -> list[str]:
-        report = build_index([], self.root, self.embedder, SplitSettings(**self._split()), scope=set(), remove=names)
-        return report.removed
-
-    def _split(self) -> dict[str, Any]:
-        """Keep the index's own split settings, so adding a file never re-embeds the rest."""
-        if current_version(self.root) is None:
-            return {}
-        return read_manifest(self.root).split
-
-
-def _as_upload(document):
-    from dataclasses import replace
-
-    return replace(document, doc=UPLOAD_PREFIX + Path(document.doc).name, source="upload")
-
-
-def _source_label(source: str) -> str:
-    return "upload" if source == "upload" else (Path(source).name or source)
+NO_CITATION_OPEN = '<div class="empty">Click a citation to see it in its document.</div>'
 
 
 def build_app(backend: Backend) -> gr.Blocks:
@@ -143,8 +72,193 @@ def build_app(backend: Backend) -> gr.Blocks:
     return app
 
 
-def _error(message: str = "") -> Any:
+# Handlers -------------------------------------------------------------------------------
+
+
+def _error(message: str = "") -> dict[str, Any]:
+    """An error line's update: the message shown, or (no message) the line hidden."""
     return gr.update(value=f"⚠ {message}" if message else "", visible=bool(message))
+
+
+def shows_errors(into: str, **on_error: Any) -> Callable[[Callable[..., Outputs]], Callable[..., Outputs]]:
+    """A handler whose CiteError is shown in the page rather than raised.
+
+    Args:
+        into: the output that shows the error's message (made visible).
+        **on_error: the outputs to reset when it fails; the rest stay as they are.
+    """
+
+    def decorate(handler: Callable[..., Outputs]) -> Callable[..., Outputs]:
+        @functools.wraps(handler)
+        def guarded(*args: Any, **kwargs: Any) -> Outputs:
+            try:
+                return handler(*args, **kwargs)
+            except CiteError as error:
+                return {**copy.deepcopy(on_error), into: _error(str(error))}
+
+        return guarded
+
+    return decorate
+
+
+@shows_errors("error", answer=None)
+def respond(backend: Backend, message: str, history: list[dict[str, Any]] | None) -> Outputs:
+    """Ask tab: answers `message` as a follow-up to the user's earlier questions in `history`."""
+    history = history or []
+    earlier = [m["content"] for m in history if m["role"] == "user" and isinstance(m["content"], str)]
+    answer = backend.engine().ask(message, history=earlier)
+    choices = [(f"[{c.n}] {c.doc} · {c.start:,}–{c.end:,}", str(c.n)) for c in answer.citations]
+    first = choices[0][1] if choices else None
+    data = answer_json(answer)
+    turn = [{"role": "user", "content": message}, {"role": "assistant", "content": render.chat_message(answer)}]
+    return {
+        "chat": history + turn,
+        "question": "",
+        "sources": render.sources_panel(answer),
+        "citation_pick": gr.update(choices=choices, value=first, visible=bool(choices)),
+        "document": citation_document(backend, data, first),
+        "error": _error(),
+        "answer": data,
+    }
+
+
+def open_citation(backend: Backend, n: str | None, answer: dict[str, Any] | None) -> Outputs:
+    """Ask tab: citation `n` of the answer (its JSON) shown in its whole document."""
+    return {"document": citation_document(backend, answer, n)}
+
+
+def clear_conversation() -> Outputs:
+    return {
+        "chat": [],
+        "sources": render.sources_panel(None),
+        "citation_pick": gr.update(choices=[], value=None, visible=False),
+        "answer": None,
+        "error": _error(),
+    }
+
+
+def citation_document(backend: Backend, answer: dict[str, Any] | None, n: str | None) -> str:
+    """The cited document with all of the answer's spans in it marked and citation `n` highlighted."""
+    if not answer or n is None:
+        return NO_CITATION_OPEN
+    citations = answer["citations"]
+    chosen = next((c for c in citations if str(c["n"]) == str(n)), None)
+    if chosen is None:
+        return '<div class="empty">That citation is gone; ask again.</div>'
+    text = _document_text(backend, chosen["doc"])
+    if text is None:
+        return f'<div class="empty">{escape(chosen["doc"])} is no longer indexed.</div>'
+    spans = [(c["start"], c["end"]) for c in citations if c["doc"] == chosen["doc"]]
+    return render.document_view(chosen["doc"], text, spans, (chosen["start"], chosen["end"]))
+
+
+@shows_errors("error", hits=[])
+def show_results(backend: Backend, text: str, k: float) -> Outputs:
+    """Search tab: the passages that state `text`, best first."""
+    engine = backend.engine()
+    hits = engine.search(text, int(k))
+    choices = [(f"#{i} {h.passage.doc} · {h.passage.start:,}–{h.passage.end:,}", str(i)) for i, h in enumerate(hits, 1)]
+    return {
+        "results": render.hits_list(hits, render.document_texts(engine.index.documents, hits)),
+        "pick": gr.update(choices=choices, value=None, visible=bool(hits)),
+        "document": "",
+        "hits": hits_json(hits),
+        "error": _error(),
+    }
+
+
+def open_result(backend: Backend, choice: str | None, hits: list[dict[str, Any]]) -> Outputs:
+    """Search tab: result number `choice` shown in its whole document."""
+    if not choice or not hits:
+        return {"document": ""}
+    hit = hits[int(choice) - 1]
+    text = _document_text(backend, hit["doc"])
+    if text is None:
+        return {"document": f'<div class="empty">{escape(hit["doc"])} is no longer indexed.</div>'}
+    # The passage is marked; the sentence closest to the query is the highlight.
+    sentence = hit.get("sentence")
+    current = (sentence["start"], sentence["end"]) if sentence else (hit["start"], hit["end"])
+    return {"document": render.document_view(hit["doc"], text, [(hit["start"], hit["end"])], current)}
+
+
+def _document_text(backend: Backend, doc: str) -> str | None:
+    """A document's original text; None once it is no longer indexed (or no index is left)."""
+    try:
+        return backend.engine().index.documents[doc].text
+    except (CiteError, KeyError):
+        return None
+
+
+@shows_errors("status", files=None)
+def add_files(backend: Backend, paths: list[str] | None, progress: Any = gr.Progress()) -> Outputs:
+    """Documents tab: indexes the uploaded files, with the embedding's progress."""
+    if not paths:
+        raise DocumentError("Choose one or more files first.")
+
+    def report(done: int, total: int) -> None:
+        progress(done / max(total, 1), desc=f"Embedding {done}/{total}")
+
+    changed, problems = backend.add_files(paths, report)
+    lines = [f"✓ Indexed {name}" for name in changed] + [f"⚠ Skipped {p}" for p in problems]
+    return {"status": "\n\n".join(lines), **_document_list(backend), "files": None}
+
+
+@shows_errors("status")
+def remove_documents(backend: Backend, selected: list[str] | None) -> Outputs:
+    """Documents tab: takes the selected documents out of the index."""
+    if not selected:
+        raise DocumentError("Pick the documents to remove first.")
+    removed = backend.remove(selected)
+    return {"status": "\n\n".join(f"✓ Removed {name}" for name in removed), **_document_list(backend)}
+
+
+def _document_list(backend: Backend) -> Outputs:
+    return {"table": backend.document_rows(), "names": gr.update(choices=backend.document_names(), value=[])}
+
+
+def show_documents(backend: Backend) -> Outputs:
+    """Documents tab, when opened: what is indexed now (`cite index` may have changed it)."""
+    return {"table": backend.document_rows(), "names": gr.update(choices=backend.document_names())}
+
+
+@shows_errors("table", plot=gr.update(visible=False))
+def run_eval(backend: Backend, path: str | None, tune_too: bool, progress: Any = gr.Progress()) -> Outputs:
+    """Eval tab: retrieval accuracy on the questions in `path` (None: the seed questions),
+    and (`tune_too`) fusion weights tuned on them, saved only when they win held out."""
+    from eval.datasets import SEED_QUESTIONS
+    from eval.report import format_table, write_report
+    from eval.suite import evaluate_questions, tune_questions
+    from eval.tune import save_if_better
+
+    progress(0, desc="Running the questions")
+    questions_path = Path(path) if path else SEED_QUESTIONS
+    engine = backend.engine()
+    report = evaluate_questions(questions_path, backend.root, engine.embedder, engine.settings)
+    text = f"```\n{format_table(report)}\n```\n"
+    if tune_too:
+        progress(0.5, desc="Tuning the fusion weights")
+        tuning = tune_questions(questions_path, backend.root, engine.embedder, engine.settings)
+        text += f"```\n{save_if_better(tuning, backend.root, engine.settings)}\n```\n"
+        backend.reload_settings()
+    markdown, png = write_report(report, backend.reports)
+    return {"table": f"{text}Report: `{markdown}`", "plot": gr.update(value=str(png), visible=True)}
+
+
+# Layout ---------------------------------------------------------------------------------
+
+
+def _listen(
+    trigger: Callable[..., Any], handler: Callable[..., Outputs], inputs: Any, outputs: Mapping[str, Any], *bound: Any
+) -> Any:
+    """Connects `handler(*bound, *inputs)` to an event; its values go to `outputs`' components by name."""
+
+    def run(*values: Any) -> dict[Any, Any]:
+        return {outputs[name]: value for name, value in handler(*bound, *values).items()}
+
+    # Gradio reads the signature (how many inputs; where a gr.Progress() goes) and names the event after it.
+    run.__signature__ = inspect.Signature(list(inspect.signature(handler).parameters.values())[len(bound) :])
+    run.__name__ = handler.__name__
+    return trigger(run, inputs, list(outputs.values()), api_visibility="private")
 
 
 def _ask_tab(backend: Backend) -> None:
@@ -170,63 +284,28 @@ def _ask_tab(backend: Backend) -> None:
             )
             sources = gr.HTML(render.sources_panel(None), elem_id="sources")
     with gr.Accordion("Document", open=True, elem_id="document-panel"):
-        document = gr.HTML('<div class="empty">Click a citation to see it in its document.</div>', elem_id="document")
+        document = gr.HTML(NO_CITATION_OPEN, elem_id="document")
 
-    def respond(message: str, history: list[dict[str, Any]]):
-        history = history or []
-        try:
-            earlier = [m["content"] for m in history if m["role"] == "user" and isinstance(m["content"], str)]
-            answer = backend.engine().ask(message, history=earlier)
-        except CiteError as error:
-            return history, message, gr.update(), gr.update(), gr.update(), _error(str(error)), None
-        history = history + [
-            {"role": "user", "content": message},
-            {"role": "assistant", "content": render.chat_message(answer)},
-        ]
-        choices = [(f"[{c.n}] {c.doc} · {c.start:,}–{c.end:,}", str(c.n)) for c in answer.citations]
-        first = choices[0][1] if choices else None
-        data = answer_json(answer)
-        return (
-            history,
-            "",
-            render.sources_panel(answer),
-            gr.update(choices=choices, value=first, visible=bool(choices)),
-            _citation_document(backend, data, first),
-            _error(),
-            data,
-        )
-
-    outputs = [chat, question, sources, citation_pick, document, ask_error, answer_state]
+    outputs = {
+        "chat": chat,
+        "question": question,
+        "sources": sources,
+        "citation_pick": citation_pick,
+        "document": document,
+        "error": ask_error,
+        "answer": answer_state,
+    }
     for trigger in (send.click, question.submit):
-        trigger(respond, [question, chat], outputs, api_visibility="private").then(None, js=SCROLL_TO_CURRENT)
-
-    citation_pick.input(
-        lambda n, data: _citation_document(backend, data, n),
-        [citation_pick, answer_state],
-        document,
-        api_visibility="private",
-    ).then(None, js=SCROLL_TO_CURRENT)
-    clear.click(
-        lambda: ([], render.sources_panel(None), gr.update(choices=[], value=None, visible=False), None, _error()),
-        None,
-        [chat, sources, citation_pick, answer_state, ask_error],
-        api_visibility="private",
+        _listen(trigger, respond, [question, chat], outputs, backend).then(None, js=SCROLL_TO_CURRENT)
+    _listen(citation_pick.input, open_citation, [citation_pick, answer_state], {"document": document}, backend).then(
+        None, js=SCROLL_TO_CURRENT
     )
-
-
-def _citation_document(backend: Backend, data: dict[str, Any] | None, n: str | None) -> str:
-    if not data or n is None:
-        return '<div class="empty">Click a citation to see it in its document.</div>'
-    citations = data["citations"]
-    chosen = next((c for c in citations if str(c["n"]) == str(n)), None)
-    if chosen is None:
-        return '<div class="empty">That citation is gone; ask again.</div>'
-    try:
-        text = backend.engine().index.documents[chosen["doc"]].text
-    except (CiteError, KeyError):
-        return f'<div class="empty">{escape(chosen["doc"])} is no longer indexed.</div>'
-    spans = [(c["start"], c["end"]) for c in citations if c["doc"] == chosen["doc"]]
-    return render.document_view(chosen["doc"], text, spans, (chosen["start"], chosen["end"]))
+    _listen(
+        clear.click,
+        clear_conversation,
+        None,
+        {k: outputs[k] for k in ("chat", "sources", "citation_pick", "answer", "error")},
+    )
 
 
 def _search_tab(backend: Backend) -> None:
@@ -246,40 +325,12 @@ def _search_tab(backend: Backend) -> None:
             pick = gr.Radio(label="Open a result in its document", choices=[], visible=False, elem_id="result-pick")
             document = gr.HTML(elem_id="search-document")
 
-    def show_results(text: str, k_value: float):
-        try:
-            engine = backend.engine()
-            hits = engine.search(text, int(k_value))
-            texts = {h.passage.doc: engine.index.documents[h.passage.doc].text for h in hits}
-        except CiteError as error:
-            return gr.update(), gr.update(), gr.update(), [], _error(str(error))
-        choices = [
-            (f"#{i} {h.passage.doc} · {h.passage.start:,}–{h.passage.end:,}", str(i)) for i, h in enumerate(hits, 1)
-        ]
-        return (
-            render.hits_list(hits, texts),
-            gr.update(choices=choices, value=None, visible=bool(hits)),
-            "",
-            hits_json(hits),
-            _error(),
-        )
-
-    def open_result(choice: str | None, hits: list[dict[str, Any]]):
-        if not choice or not hits:
-            return ""
-        hit = hits[int(choice) - 1]
-        try:
-            text = backend.engine().index.documents[hit["doc"]].text
-        except (CiteError, KeyError):
-            return f'<div class="empty">{escape(hit["doc"])} is no longer indexed.</div>'
-        # The passage is marked; the sentence closest to the query is the highlight.
-        sentence = hit.get("sentence")
-        current = (sentence["start"], sentence["end"]) if sentence else (hit["start"], hit["end"])
-        return render.document_view(hit["doc"], text, [(hit["start"], hit["end"])], current)
-
+    outputs = {"results": results, "pick": pick, "document": document, "hits": hits_state, "error": search_error}
     for trigger in (go.click, query.submit):
-        trigger(show_results, [query, k], [results, pick, document, hits_state, search_error], api_visibility="private")
-    pick.input(open_result, [pick, hits_state], document, api_visibility="private").then(None, js=SCROLL_TO_CURRENT)
+        _listen(trigger, show_results, [query, k], outputs, backend)
+    _listen(pick.input, open_result, [pick, hits_state], {"document": document}, backend).then(
+        None, js=SCROLL_TO_CURRENT
+    )
 
 
 def _documents_tab(backend: Backend, tab: gr.Tab) -> None:
@@ -296,46 +347,15 @@ def _documents_tab(backend: Backend, tab: gr.Tab) -> None:
             add = gr.Button("Add to index", variant="primary", elem_id="add-button")
         with gr.Column():
             names = gr.Dropdown(
-                label="Remove documents", multiselect=True, choices=_names(backend), elem_id="remove-pick"
+                label="Remove documents", multiselect=True, choices=backend.document_names(), elem_id="remove-pick"
             )
             remove = gr.Button("Remove from index", variant="stop", elem_id="remove-button")
     status = gr.Markdown(elem_id="documents-status")
 
-    def add_files(paths: list[str] | None, progress=gr.Progress()):
-        if not paths:
-            return "⚠ Choose one or more files first.", gr.update(), gr.update(), None
-
-        def report(done: int, total: int) -> None:
-            progress(done / max(total, 1), desc=f"Embedding {done}/{total}")
-
-        try:
-            changed, problems = backend.add_files(paths, report)
-        except CiteError as error:
-            return f"⚠ {error}", gr.update(), gr.update(), None
-        lines = [f"✓ Indexed {name}" for name in changed] + [f"⚠ Skipped {p}" for p in problems]
-        return "\n\n".join(lines), backend.document_rows(), gr.update(choices=_names(backend), value=[]), None
-
-    def remove_documents(selected: list[str] | None):
-        if not selected:
-            return "⚠ Pick the documents to remove first.", gr.update(), gr.update()
-        try:
-            removed = backend.remove(selected)
-        except CiteError as error:
-            return f"⚠ {error}", gr.update(), gr.update()
-        return (
-            "\n\n".join(f"✓ Removed {name}" for name in removed),
-            backend.document_rows(),
-            gr.update(choices=_names(backend), value=[]),
-        )
-
-    add.click(add_files, files, [status, table, names, files], api_visibility="private")
-    remove.click(remove_documents, names, [status, table, names], api_visibility="private")
-    tab.select(
-        lambda: (backend.document_rows(), gr.update(choices=_names(backend))),
-        None,
-        [table, names],
-        api_visibility="private",
-    )
+    listing = {"table": table, "names": names}
+    _listen(add.click, add_files, files, {"status": status, **listing, "files": files}, backend)
+    _listen(remove.click, remove_documents, names, {"status": status, **listing}, backend)
+    _listen(tab.select, show_documents, None, listing, backend)
 
 
 def _eval_tab(backend: Backend) -> None:
@@ -356,34 +376,7 @@ def _eval_tab(backend: Backend) -> None:
             run = gr.Button("Run eval", variant="primary", elem_id="eval-button")
     table = gr.Markdown(elem_id="eval-table")
     plot = gr.Image(label="Recall@k", type="filepath", elem_id="eval-plot", visible=False)
-
-    def run_eval(path: str | None, tune_too: bool, progress=gr.Progress()):
-        from eval.datasets import SEED_QUESTIONS
-        from eval.report import format_table, write_report
-        from eval.suite import evaluate_questions, tune_questions
-        from eval.tune import save_if_better
-
-        progress(0, desc="Running the questions")
-        questions_path = Path(path) if path else SEED_QUESTIONS
-        try:
-            engine = backend.engine()
-            report = evaluate_questions(questions_path, backend.root, engine.embedder, engine.settings)
-            text = f"```\n{format_table(report)}\n```\n"
-            if tune_too:
-                progress(0.5, desc="Tuning the fusion weights")
-                tuning = tune_questions(questions_path, backend.root, engine.embedder, engine.settings)
-                text += f"```\n{save_if_better(tuning, backend.root, engine.settings)}\n```\n"
-                backend.reload_settings()
-        except CiteError as error:
-            return f"⚠ {error}", gr.update(visible=False)
-        markdown, png = write_report(report, backend.root.parent / "reports")
-        return f"{text}Report: `{markdown}`", gr.update(value=str(png), visible=True)
-
-    run.click(run_eval, [questions, tune], [table, plot], api_visibility="private")
-
-
-def _names(backend: Backend) -> list[str]:
-    return [row[0] for row in backend.document_rows()]
+    _listen(run.click, run_eval, [questions, tune], {"table": table, "plot": plot}, backend)
 
 
 CSS = """
@@ -408,8 +401,15 @@ CSS = """
 """
 
 
-def serve(root: Path, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> None:
-    backend = Backend(root)
+def serve(
+    root: Path,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: tuple[str, str] | None = None,
+    reports: Path = REPORTS,
+) -> None:
+    """Serves the UI over the index at `root`; the Eval tab writes its reports to `reports`."""
+    backend = Backend(root, reports=reports)
     try:
         backend.engine()  # load models before the first visitor, and fail loudly on a broken index
     except IndexMissing:

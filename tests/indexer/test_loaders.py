@@ -63,7 +63,7 @@ def test_missing_path_is_reported(tmp_path):
 
 def test_upload_names_cannot_leave_the_uploads_folder():
     from core.types import Document
-    from ui.web import _as_upload
+    from ui.backend import as_upload
 
-    upload = _as_upload(Document("../../etc/evil.txt", "text"))
+    upload = as_upload(Document("../../etc/evil.txt", "text"))
     assert upload.doc == "uploads/evil.txt" and upload.source == "upload"

@@ -103,3 +103,27 @@ def test_serve_stays_on_loopback_unless_exposed():
     result = cite("serve", "--host", "0.0.0.0", "--index", "/nonexistent")
     assert result.returncode == 1
     assert "--expose" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eval_calibrate_fits_abstention_on_answerable_and_unanswerable_questions(seed_index, tmp_path):
+    from eval.datasets import SEED_QUESTIONS, load_questions
+
+    result = cite("eval", "--index", seed_index, "--report-dir", tmp_path, "--calibrate")
+    assert result.returncode == 0, result.stderr
+    questions = load_questions(SEED_QUESTIONS)
+    answerable = sum(q.answerable for q in questions)
+    assert f"{answerable} answerable, {len(questions) - answerable} unanswerable questions" in result.stdout
+    assert "confidence_weights = (" in result.stdout and "min_confidence = " in result.stdout
+    assert "leave-one-out: answered" in result.stdout and (tmp_path / "seeds.md").exists()
+
+
+def test_eval_calibrate_refuses_questions_it_cannot_fit_before_any_work(tmp_path):
+    one_kind = tmp_path / "answerable.jsonl"
+    one_kind.write_text('{"id": "a", "question": "Who?", "doc": "d.txt", "evidence": "someone"}\n', encoding="utf-8")
+    for args, message in (
+        (["--questions", one_kind], "these are all one kind"),
+        (["--beir", tmp_path], "--calibrate needs answerable and unanswerable questions"),
+    ):
+        result = cite("eval", *args, "--index", tmp_path / "none", "--report-dir", tmp_path, "--calibrate")
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "none").exists()

@@ -31,14 +31,21 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(seed_index, tmp_path_factory):
+def reports(tmp_path_factory) -> Path:
+    """Where the server's Eval tab writes (not eval/reports, which the repository keeps)."""
+    return tmp_path_factory.mktemp("reports")
+
+
+@pytest.fixture(scope="module")
+def server(seed_index, reports, tmp_path_factory):
     """`cite serve` on loopback over a private copy of the seed index (uploads change it)."""
     root = tmp_path_factory.mktemp("web") / "index"
     shutil.copytree(seed_index, root)
     port = _free_port()
     log = open(root.parent / "server.log", "w")
+    command = ["serve", "--index", str(root), "--port", str(port), "--report-dir", str(reports)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "serve", "--index", str(root), "--port", str(port)],
+        [sys.executable, "-m", "ui.cli", *command],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -190,7 +197,7 @@ def test_search_tab_finds_the_passage_that_states_a_claim(page):
     shot(page, "8-search")
 
 
-def test_eval_tab_runs_the_seed_questions_and_plots(page):
+def test_eval_tab_runs_the_seed_questions_and_plots(page, reports):
     page.get_by_role("tab", name="Eval").click()
     page.click("#eval-tune input")
     page.click("#eval-button")
@@ -199,6 +206,7 @@ def test_eval_tab_runs_the_seed_questions_and_plots(page):
     assert "hit@1" in table and "answered" in table and "hybrid" in table
     assert "tuning fusion on 74 questions" in table and "tuning, held out" in table
     assert ("Kept the current settings" in table) != ("Saved" in table)
+    assert f"Report: {reports / 'seeds.md'}" in table and (reports / "seeds.png").is_file()
     page.wait_for_selector("#eval-plot img")
     shot(page, "9-eval")
 

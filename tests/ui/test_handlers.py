@@ -1,0 +1,172 @@
+"""The web UI's handlers called directly, without a page: the fake embedder over a tiny
+corpus for the plumbing, the real model over the seeds (slow) for what a user reads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from core.config import SplitSettings
+from core.serialize import answer_json, hits_json
+from indexer.build import build_index
+from indexer.loaders import load_paths
+from ui import web
+from ui.backend import Backend
+
+CASPIAN = "Which river flows into the Caspian Sea?"
+
+
+@pytest.fixture
+def backend(corpus, tmp_path, fake_embedder) -> Backend:
+    root = tmp_path / "index"
+    build_index(load_paths([corpus]).documents, root, fake_embedder, SplitSettings())
+    return Backend(root, fake_embedder, reports=tmp_path / "reports")
+
+
+def shown(update) -> str:
+    """The text of an error line's update, asserting it is visible."""
+    assert update["visible"] is True
+    return update["value"]
+
+
+def test_an_answer_fills_the_chat_sources_and_the_cited_document(backend):
+    earlier = [{"role": "user", "content": "Tell me about bees."}, {"role": "assistant", "content": "..."}]
+    out = web.respond(backend, CASPIAN, earlier)
+    answer = backend.engine().ask(CASPIAN, history=["Tell me about bees."])
+    assert out["answer"] == answer_json(answer) and out["answer"]["citations"][0]["doc"] == "rivers.md"
+    assert out["chat"][:2] == earlier and out["chat"][2] == {"role": "user", "content": CASPIAN}
+    assert out["chat"][3]["role"] == "assistant" and "[1]" in out["chat"][3]["content"]
+    assert out["question"] == "" and out["error"]["visible"] is False
+    assert out["citation_pick"]["choices"] == [("[1] rivers.md · 52–84", "1")] and out["citation_pick"]["value"] == "1"
+    assert '<span class="marker">[1]</span> rivers.md' in out["sources"]
+    # The whole original document, the cited span (hyphenated line break and all) highlighted.
+    assert '<mark class="current">It flows into the Cas-\npian Sea.</mark>' in out["document"]
+    assert "The Volga is the longest river" in out["document"]
+
+
+@pytest.mark.parametrize("question", ["   ", "\x00\x07\n"])
+def test_an_empty_question_is_shown_and_the_chat_is_left_alone(backend, question):
+    out = web.respond(backend, question, [{"role": "user", "content": "earlier"}])
+    assert set(out) == {"error", "answer"} and out["answer"] is None
+    assert shown(out["error"]).startswith("⚠ The question is empty")
+
+
+def test_no_index_yet_says_how_to_add_documents(tmp_path, fake_embedder):
+    backend = Backend(tmp_path / "none", fake_embedder, reports=tmp_path / "reports")
+    message = shown(web.respond(backend, CASPIAN, None)["error"])
+    assert "No index at" in message and "Documents tab" in message
+    failed = web.show_results(backend, CASPIAN, 5)
+    assert set(failed) == {"hits", "error"} and failed["hits"] == [] and shown(failed["error"]) == message
+    failed = web.run_eval(backend, None, False)
+    assert "No index at" in shown(failed["table"]) and failed["plot"] == {"__type__": "update", "visible": False}
+    assert web.show_documents(backend)["table"] == []
+
+
+def test_a_citation_opens_in_its_document_until_it_is_gone(backend):
+    answer = web.respond(backend, CASPIAN, [])["answer"]
+    opened = web.open_citation(backend, "1", answer)["document"]
+    assert opened == web.respond(backend, CASPIAN, [])["document"]
+    assert web.open_citation(backend, None, answer)["document"] == web.NO_CITATION_OPEN
+    assert "That citation is gone" in web.open_citation(backend, "7", answer)["document"]
+    web.remove_documents(backend, ["rivers.md"])
+    assert "rivers.md is no longer indexed" in web.open_citation(backend, "1", answer)["document"]
+
+
+def test_a_new_conversation_empties_the_chat_and_the_sources():
+    out = web.clear_conversation()
+    assert out["chat"] == [] and out["answer"] is None and out["error"]["visible"] is False
+    assert out["citation_pick"] == {"__type__": "update", "choices": [], "value": None, "visible": False}
+    assert "Ask a question" in out["sources"]
+
+
+def test_search_ranks_passages_and_opens_one_with_its_sentence_highlighted(backend):
+    out = web.show_results(backend, "honey nectar", 2)
+    assert out["hits"] == hits_json(backend.engine().search("honey nectar", 2))
+    assert [choice for _, choice in out["pick"]["choices"]] == ["1", "2"] and out["pick"]["visible"] is True
+    assert "<mark>Bees make honey from nectar.</mark>" in out["results"]
+    assert out["document"] == "" and out["error"]["visible"] is False
+    opened = web.open_result(backend, "1", out["hits"])["document"]
+    assert '<mark class="current">Bees make honey from nectar.</mark>' in opened
+    assert '<mark class="cited"> A colony has one queen.' in opened  # the rest of the passage
+    assert web.open_result(backend, None, out["hits"]) == {"document": ""}
+
+
+def test_uploads_are_indexed_listed_and_removed(backend, tmp_path):
+    notes = tmp_path / "owls.txt"
+    notes.write_text("Owls hunt at night and swallow mice whole.", encoding="utf-8")
+    junk = tmp_path / "junk.txt"
+    junk.write_bytes(b"\x00\x01\x02 binary")
+    out = web.add_files(backend, [str(notes), str(junk)])
+    assert out["status"].startswith("✓ Indexed uploads/owls.txt\n\n⚠ Skipped junk.txt: looks binary")
+    assert [row[0] for row in out["table"]] == ["bees.txt", "rivers.md", "uploads/owls.txt"]
+    assert out["table"][2][4] == "upload" and out["files"] is None
+    assert out["names"]["choices"] == ["bees.txt", "rivers.md", "uploads/owls.txt"] and out["names"]["value"] == []
+    assert web.respond(backend, "What do owls swallow?", [])["answer"]["citations"][0]["doc"] == "uploads/owls.txt"
+
+    removed = web.remove_documents(backend, ["uploads/owls.txt"])
+    assert removed["status"] == "✓ Removed uploads/owls.txt"
+    assert removed["names"]["choices"] == ["bees.txt", "rivers.md"] == [row[0] for row in removed["table"]]
+    assert web.show_documents(backend)["names"] == {"__type__": "update", "choices": ["bees.txt", "rivers.md"]}
+
+
+def test_nothing_chosen_or_nothing_usable_is_said_and_nothing_changes(backend, tmp_path):
+    assert web.add_files(backend, None) == {"files": None, "status": web._error("Choose one or more files first.")}
+    assert web.remove_documents(backend, []) == {"status": web._error("Pick the documents to remove first.")}
+    junk = tmp_path / "junk.txt"
+    junk.write_bytes(b"\x00\x01\x02 binary")
+    out = web.add_files(backend, [str(junk)])
+    assert out["status"].startswith("⚠ Skipped junk.txt: looks binary")
+    assert [row[0] for row in out["table"]] == ["bees.txt", "rivers.md"]
+
+
+def test_eval_tab_writes_its_report_where_it_was_told(backend, tmp_path):
+    questions = tmp_path / "mine.jsonl"
+    lines = [
+        {"id": "a", "question": CASPIAN, "doc": "rivers.md", "evidence": "flows into the Cas-\npian Sea"},
+        {"id": "b", "question": "What do bees make from nectar?", "doc": "bees.txt", "evidence": "make honey"},
+        {"id": "c", "question": "Who won the 1998 World Cup?", "doc": None, "evidence": None},
+    ]
+    questions.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    out = web.run_eval(backend, str(questions), False)
+    assert "hybrid" in out["table"] and "hit@1" in out["table"]
+    assert f"Report: `{tmp_path / 'reports' / 'mine.md'}`" in out["table"]
+    assert out["plot"] == {"__type__": "update", "value": str(tmp_path / "reports" / "mine.png"), "visible": True}
+    assert (tmp_path / "reports" / "mine.png").is_file()
+
+
+def test_events_send_each_named_value_to_its_component(backend):
+    """The page's wiring: each event's function returns {component: value} for its own outputs."""
+    app = web.build_app(backend)
+    functions = {block_fn.name: block_fn for block_fn in app.fns.values()}
+    respond = functions["respond"]
+    out = respond.fn("   ", [])
+    assert set(out) <= set(respond.outputs) and len(respond.outputs) == 7 and len(respond.inputs) == 2
+    (error,) = [component for component, value in out.items() if isinstance(value, dict)]
+    assert error.elem_id == "ask-error" and "The question is empty" in out[error]["value"]
+    # Gradio hands a progress tracker to the handlers that report progress, after their inputs.
+    from gradio.helpers import special_args
+
+    assert special_args(functions["add_files"].fn, [None])[1] == 1
+    assert special_args(functions["run_eval"].fn, [None, False])[1] == 2
+    assert special_args(respond.fn, ["q", []])[1] is None
+
+
+@pytest.mark.slow
+def test_real_model_answer_opens_the_cited_sentence_in_its_document(seed_index, real_embedder, tmp_path):
+    root = tmp_path / "index"
+    shutil.copytree(seed_index, root)
+    backend = Backend(root, real_embedder, reports=tmp_path / "reports")
+    out = web.respond(backend, "Which countries let their participation in the CST expire?", [])
+    assert "Uzbekistan, Georgia and Azerbaijan" in out["chat"][-1]["content"] and "[1]" in out["chat"][-1]["content"]
+    assert out["answer"]["citations"][0]["doc"] == "004_9fdd055095dae421.txt"
+    assert "let their participation expire" in out["sources"]
+    assert "Nine countries signed the original CST in 1993" in out["document"].split('class="current">')[1]
+    abstained = web.respond(backend, "How do I bake sourdough bread?", out["chat"])
+    assert abstained["answer"]["abstained"] is True and "abstain-note" in abstained["sources"]
+    assert abstained["citation_pick"]["visible"] is False
+
+    found = web.show_results(backend, "Nine countries signed the original treaty", 5)
+    assert found["hits"][0]["doc"] == "004_9fdd055095dae421.txt"
+    assert "Nine countries signed" in web.open_result(backend, "1", found["hits"])["document"]
