@@ -217,12 +217,13 @@ def _search(args: argparse.Namespace) -> int:
     questions = _checked(_questions(args))
     engine = _engine(args)
     for qid, question in questions:
-        hits = engine.search(question, args.k)
+        snapshot = engine.snapshot()
+        hits = engine.search(question, args.k, snapshot=snapshot)
         if args.batch or args.json:
             out = {"hits": hits_json(hits)}
             print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
         else:
-            texts = document_texts(engine.index.documents, hits)
+            texts = document_texts(snapshot.index.documents, hits)
             print(_format_hits(hits, texts) or "No passage matches.")
     return 0
 

@@ -156,10 +156,11 @@ def citation_document(backend: Backend, answer: dict[str, Any] | None, n: str | 
 def show_results(backend: Backend, text: str, k: float) -> Outputs:
     """Search tab: the passages that state `text`, best first."""
     engine = backend.engine()
-    hits = engine.search(text, int(k))
+    snapshot = engine.snapshot()  # the texts shown come from the version that was searched
+    hits = engine.search(text, int(k), snapshot=snapshot)
     choices = [(f"#{i} {h.passage.doc} · {h.passage.start:,}–{h.passage.end:,}", str(i)) for i, h in enumerate(hits, 1)]
     return {
-        "results": render.hits_list(hits, render.document_texts(engine.index.documents, hits)),
+        "results": render.hits_list(hits, render.document_texts(snapshot.index.documents, hits)),
         "pick": gr.update(choices=choices, value=None, visible=bool(hits)),
         "document": "",
         "hits": hits_json(hits),
@@ -184,7 +185,7 @@ def open_result(backend: Backend, choice: str | None, hits: list[dict[str, Any]]
 def _document_text(backend: Backend, doc: str) -> str | None:
     """A document's original text; None once it is no longer indexed (or no index is left)."""
     try:
-        return backend.engine().index.documents[doc].text
+        return backend.engine().snapshot().index.documents[doc].text
     except (CiteError, KeyError):
         return None
 
