@@ -271,6 +271,11 @@ def ready_to_search(index: Any) -> Any:
     return index
 
 
+def segment_folder(root: Path, name: str) -> Path:
+    """Where segment `name` of the index at `root` lies."""
+    return root / _SEGMENTS / name
+
+
 def current_version(root: Path) -> Path | None:
     """The live version folder, or None when no index was ever completed here."""
     pointer = root / _CURRENT
@@ -379,9 +384,9 @@ def _read_version(root: Path, version: Path, verify: bool) -> StoredIndex:
     if verify:
         _verify(version, manifest.files)
         for record in manifest.segments:
-            _verify(root / _SEGMENTS / record.name, record.files)
+            _verify(segment_folder(root, record.name), record.files)
     try:
-        segments = [_read_segment(root / _SEGMENTS / record.name, record) for record in manifest.segments]
+        segments = [_read_segment(segment_folder(root, record.name), record) for record in manifest.segments]
         lexical = LexicalIndex.load(version / "bm25")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise IndexCorrupt(f"Index at {version} could not be read ({error}); run `cite index` to rebuild.") from None
