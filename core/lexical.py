@@ -4,8 +4,8 @@ one lexical index type over its tokens."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence, Set
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +92,14 @@ class LexicalIndex:
         """How many passages (rows) the index scores."""
         return int(self._bm25.scores["num_docs"])
 
-    @property
-    def vocab(self) -> Set[str]:
+    @cached_property
+    def vocab(self) -> frozenset[str]:
         """Every token some passage holds."""
-        return self._bm25.vocab_dict.keys()
+        return frozenset(token for token in self._bm25.vocab_dict if token)
 
     def has(self, token: str) -> bool:
-        return token in self._bm25.vocab_dict
+        """Whether some passage holds `token`. (bm25s keeps "" as a placeholder; it is no token.)"""
+        return bool(token) and token in self._bm25.vocab_dict
 
     def df(self, token: str) -> int:
         """How many passages hold `token` (0 for a token the index has never seen)."""
@@ -117,7 +118,7 @@ class LexicalIndex:
     def scores(self, tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every passage for a query of `tokens` (tokens the index has never seen
         count for nothing; zeros when none is known)."""
-        known = [token for token in tokens if token in self._bm25.vocab_dict]
+        known = [token for token in tokens if self.has(token)]
         if not known:
             return np.zeros(self.num_docs, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float32)

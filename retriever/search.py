@@ -90,8 +90,11 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, len(scores))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.lexsort((part, -scores[part]))]
+    # argpartition keeps an arbitrary few of the rows tied at the k-th score: keep the first ones.
+    cut = scores[np.argpartition(-scores, k - 1)[k - 1]]
+    above = np.flatnonzero(scores > cut)
+    chosen = np.concatenate([above, np.flatnonzero(scores == cut)[: k - len(above)]])
+    return chosen[np.lexsort((chosen, -scores[chosen]))]
 
 
 @dataclass(frozen=True)
