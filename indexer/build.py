@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ from core.acronyms import defined_acronyms, spell_out
 from core.config import SplitSettings
 from core.embedder import Embedder
 from core.errors import CiteError, DocumentError
-from core.lexical import TOKENIZER_NAME, tokenize
+from core.lexical import TOKENIZER_NAME, LexicalIndex, tokenize
 from core.store import (
     FORMAT_VERSION,
     DocumentRecord,
@@ -22,6 +22,9 @@ from core.store import (
     SegmentRecord,
     StoredIndex,
     current_version,
+    dense_index_kind,
+    incompatibility,
+    new_dense_index,
     read_index,
     write_segment,
     write_version,
@@ -34,7 +37,6 @@ from indexer.splitter import split_document
 # Called with (texts embedded so far, texts to embed in all): passages, titles, sentences.
 Progress = Callable[[int, int], None]
 EMBED_BATCH = 128
-HNSW_FROM = 100_000  # passages; exact search over 100k vectors already takes ~20 ms on 2 cores
 MAX_SEGMENTS = 8  # beyond this, the smallest segments merge into the one being written
 
 
@@ -100,68 +102,167 @@ def build_index(
     started = time.perf_counter()
     with writer_lock(root):
         old, why_rebuild = _reusable_index(root, embedder, split)
-        old_docs = old.manifest.documents if old else {}
-        given = {d.doc for d in documents}
-        carried = [
-            d
-            for name, d in (old.documents.items() if old else ())
-            if name not in given and name not in remove and scope is not None and old_docs[name].source not in scope
-        ]
-        documents = sorted([d for d in documents if d.doc not in remove] + carried, key=lambda d: d.doc)
-        if not documents:
-            raise DocumentError(
-                "No documents to index: give files or folders with .txt, .md, .html or .pdf, or a .jsonl corpus."
-            )
-        stored = old.documents if old else {}
-        unchanged = [d.doc for d in documents if d.doc in stored and old_docs[d.doc].sha256 == d.sha256]
-        keep = set(unchanged)
-        fresh = [d for d in documents if d.doc not in keep]
-        removed = sorted(set(old_docs) - {d.doc for d in documents})
-        if old and not fresh and not removed:
-            return IndexReport(
-                root, unchanged=unchanged, passages=len(old.passages), seconds=time.perf_counter() - started
-            )
-
-        kept, retired = _plan_segments(old.segments if old else [], {d.doc for d in fresh} | set(removed))
-        rows = {doc: r for segment in retired for doc, r in _rows_of(segment, keep).items()}
-        carried_passages = sum(map(len, rows.values()))
-        pairs = [(d, split_document(d, split)) for d in fresh]
-        fresh_rows, texts_embedded = _embed_documents(pairs, embedder, progress, split)
-        rows.update(fresh_rows)
-        segment_docs = sorted([d for s in retired for d in s.documents if d.doc in keep] + fresh, key=lambda d: d.doc)
-        records = [s.record for s in kept]
-        passage_count = sum(r.passages for r in records) + sum(len(rows.get(d.doc, [])) for d in segment_docs)
-        if not passage_count:
-            raise DocumentError("The documents hold no text to index.")
-        if segment_docs:
-            records.append(_write_segment(root, segment_docs, rows, embedder.dim))
-        counts = {**{name: old_docs[name].passages for name in unchanged}, **{d: len(r) for d, r in rows.items()}}
-        manifest = _manifest(documents, records, counts, embedder, split, old_docs, keep)
-        new_tokens = [row.tokens for d in segment_docs for row in rows.get(d.doc, [])]
-        write_version(root, manifest, _bm25_index([t for s in kept for t in s.tokens()] + new_tokens))
-        return IndexReport(
-            root,
-            added=[d.doc for d in fresh if d.doc not in old_docs],
-            changed=[d.doc for d in fresh if d.doc in old_docs],
-            removed=removed,
-            unchanged=unchanged,
-            passages=passage_count,
-            embedded=sum(len(rows[d.doc]) for d in fresh),
-            texts_embedded=texts_embedded,
-            carried=carried_passages,
-            seconds=time.perf_counter() - started,
-            rebuilt_because=why_rebuild,
+        plan = plan_index(
+            documents,
+            old.manifest.documents if old else {},
+            [SegmentContents.of(segment) for segment in old.segments] if old else [],
+            scope=scope,
+            remove=remove,
         )
+        if old and plan.up_to_date:
+            report = IndexReport(root, unchanged=list(plan.unchanged), passages=len(old.passages))
+        else:
+            report = replace(
+                _carry_out(plan, documents, old, root, embedder, split, progress), rebuilt_because=why_rebuild
+            )
+        return replace(report, seconds=time.perf_counter() - started)
 
 
-def _plan_segments(segments: list[Segment], dirty: set[str]) -> tuple[list[Segment], list[Segment]]:
-    """(segments kept as they are, segments retired): a segment holding a changed or removed
-    document is retired (its other documents move to the new segment, unembedded), and so
-    are the smallest ones while there would be more than MAX_SEGMENTS."""
-    kept = [s for s in segments if not any(d.doc in dirty for d in s.documents)]
-    while len(kept) >= MAX_SEGMENTS:
-        kept.remove(min(kept, key=lambda s: len(s.passages)))
-    return kept, [s for s in segments if s not in kept]
+@dataclass(frozen=True)
+class SegmentContents:
+    """What planning needs to know of a stored segment."""
+
+    name: str
+    documents: frozenset[str]
+    passages: int
+
+    @classmethod
+    def of(cls, segment: Segment) -> SegmentContents:
+        return cls(segment.record.name, frozenset(d.doc for d in segment.documents), segment.record.passages)
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """What one index run does, decided before anything is embedded or written. Documents are
+    named in name order, segments in the order the old index holds them."""
+
+    documents: tuple[str, ...]  # every document of the new version
+    added: tuple[str, ...]  # not in the old index: split and embedded
+    changed: tuple[str, ...]  # content changed: split and embedded again
+    unchanged: tuple[str, ...]  # same content: their stored rows are reused, never embedded again
+    removed: tuple[str, ...]  # in the old index, not in the new one
+    keep: tuple[str, ...]  # old segments that stay live as they are
+    retire: tuple[str, ...]  # old segments holding a changed or removed document
+    merge: tuple[str, ...]  # other old segments folded into the new one, the smallest first
+    copy: tuple[str, ...]  # unchanged documents of retired and merged segments: rows moved, not embedded
+
+    @property
+    def embed(self) -> tuple[str, ...]:
+        """The documents to split and embed: the added and the changed ones."""
+        return tuple(sorted(self.added + self.changed))
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether the old index already holds exactly these documents (nothing to write)."""
+        return not (self.added or self.changed or self.removed)
+
+
+def plan_index(
+    documents: Sequence[Document],
+    old_documents: Mapping[str, DocumentRecord],
+    old_segments: Sequence[SegmentContents],
+    *,
+    scope: Collection[str] | None = None,
+    remove: Collection[str] = (),
+) -> IndexPlan:
+    """What indexing `documents` into an index of `old_documents` in `old_segments` does, with
+    `scope` and `remove` as in `build_index`; reads and writes nothing.
+
+    A segment holding a changed or removed document is retired (its other documents move
+    to the new segment, unembedded), and so are the smallest others while there would be
+    more than MAX_SEGMENTS.
+
+    Raises:
+        DocumentError: when the new index would hold no document, or two documents share a name.
+    """
+    given = {d.doc: d for d in documents if d.doc not in remove}
+    if len(given) < sum(d.doc not in remove for d in documents):
+        twice = sorted({d.doc for d in documents if sum(e.doc == d.doc for e in documents) > 1})
+        raise DocumentError(f"Two documents are both named {twice[0]!r}; index them under different names.")
+    # Documents of sources this run does not speak for stay as they are.
+    carried = [
+        name
+        for name, record in old_documents.items()
+        if name not in given and name not in remove and scope is not None and record.source not in scope
+    ]
+    names = sorted([*given, *carried])
+    if not names:
+        raise DocumentError(
+            "No documents to index: give files or folders with .txt, .md, .html or .pdf, or a .jsonl corpus."
+        )
+    unchanged = {
+        name
+        for name in names
+        if name in old_documents and (name not in given or old_documents[name].sha256 == given[name].sha256)
+    }
+    embed = [name for name in names if name not in unchanged]
+    removed = sorted(set(old_documents) - set(names))
+    dirty = set(embed) | set(removed)
+    kept = [s for s in old_segments if not s.documents & dirty]
+    while dirty and len(kept) >= MAX_SEGMENTS:
+        kept.remove(min(kept, key=lambda s: s.passages))
+    leaving = [s for s in old_segments if s not in kept]
+    return IndexPlan(
+        documents=tuple(names),
+        added=tuple(name for name in embed if name not in old_documents),
+        changed=tuple(name for name in embed if name in old_documents),
+        unchanged=tuple(sorted(unchanged)),
+        removed=tuple(removed),
+        keep=tuple(s.name for s in kept),
+        retire=tuple(s.name for s in leaving if s.documents & dirty),
+        merge=tuple(s.name for s in leaving if not s.documents & dirty),
+        copy=tuple(sorted(name for s in leaving for name in s.documents if name in unchanged)),
+    )
+
+
+def _carry_out(
+    plan: IndexPlan,
+    documents: Sequence[Document],
+    old: StoredIndex | None,
+    root: Path,
+    embedder: Embedder,
+    split: SplitSettings,
+    progress: Progress | None,
+) -> IndexReport:
+    """Does what `plan` says: copies the rows of the documents it moves out of the segments it
+    retires, embeds the new and changed ones, and writes one new segment and version."""
+    old_docs = old.manifest.documents if old else {}
+    by_name = {**(old.documents if old else {}), **{d.doc: d for d in documents}}
+    kept = [s for s in old.segments if s.record.name in plan.keep] if old else []
+    leaving = [s for s in old.segments if s.record.name not in plan.keep] if old else []
+    copy = set(plan.copy)
+    rows = {doc: r for segment in leaving for doc, r in _rows_of(segment, copy).items()}
+    carried_passages = sum(map(len, rows.values()))
+    fresh = [by_name[name] for name in plan.embed]
+    fresh_rows, texts_embedded = _embed_documents(
+        [(d, split_document(d, split)) for d in fresh], embedder, progress, split
+    )
+    rows.update(fresh_rows)
+    # Moved documents as their old segment stored them, next to the new and changed ones.
+    segment_docs = sorted([d for s in leaving for d in s.documents if d.doc in copy] + fresh, key=lambda d: d.doc)
+    records = [s.record for s in kept]
+    passage_count = sum(r.passages for r in records) + sum(len(rows.get(d.doc, [])) for d in segment_docs)
+    if not passage_count:
+        raise DocumentError("The documents hold no text to index.")
+    if segment_docs:
+        records.append(_write_segment(root, segment_docs, rows, embedder.dim))
+    counts = {**{name: old_docs[name].passages for name in plan.unchanged}, **{d: len(r) for d, r in rows.items()}}
+    manifest = _manifest(
+        [by_name[name] for name in plan.documents], records, counts, embedder, split, old_docs, set(plan.unchanged)
+    )
+    new_tokens = [row.tokens for d in segment_docs for row in rows.get(d.doc, [])]
+    write_version(root, manifest, LexicalIndex.build([t for s in kept for t in s.tokens()] + new_tokens))
+    return IndexReport(
+        root,
+        added=list(plan.added),
+        changed=list(plan.changed),
+        removed=list(plan.removed),
+        unchanged=list(plan.unchanged),
+        passages=passage_count,
+        embedded=sum(len(rows[name]) for name in plan.embed),
+        texts_embedded=texts_embedded,
+        carried=carried_passages,
+    )
 
 
 def _rows_of(segment: Segment, docs: set[str]) -> dict[str, list[Row]]:
@@ -197,7 +298,7 @@ def _write_segment(root: Path, documents: list[Document], rows: dict[str, list[R
         [row.tokens for row in ordered],
         vectors,
         _sentence_arrays(ordered, dim),
-        _dense_index(vectors, dim),
+        _dense_index(vectors, kind, dim),
         kind,
     )
 
@@ -210,10 +311,10 @@ def _reusable_index(root: Path, embedder: Embedder, split: SplitSettings) -> tup
         old = read_index(root)
     except CiteError as error:
         return None, f"the old index was unusable ({error})"
-    manifest = old.manifest
-    if manifest.model_fingerprint != embedder.fingerprint:
-        return None, f"the embedding model changed (was {manifest.model})"
-    if manifest.split != asdict(split) or manifest.tokenizer != TOKENIZER_NAME:
+    mismatch = incompatibility(old.manifest, embedder, split)
+    if mismatch == "model":
+        return None, f"the embedding model changed (was {old.manifest.model})"
+    if mismatch:
         return None, "the splitting or tokenizer settings changed"
     return old, ""
 
@@ -332,33 +433,11 @@ def _manifest(
     )
 
 
-def dense_index_kind(count: int) -> str:
-    """Exact search while it is fast enough; a graph index beyond (see bench/scale.py)."""
-    return "flat-ip" if count <= HNSW_FROM else "hnsw32-ip"
-
-
-def _dense_index(vectors: np.ndarray, dim: int):
+def _dense_index(vectors: np.ndarray, kind: str, dim: int):
     """Exact inner product over unit vectors (= cosine), or HNSW for large collections.
 
     The hybrid searcher rescores every candidate with exact cosines from the stored
     vectors, so HNSW's approximation only affects which passages become candidates."""
-    import faiss
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
-    if dense_index_kind(len(vectors)) == "flat-ip":
-        index = faiss.IndexFlatIP(dim)
-    else:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-    index.add(vectors)
+    index = new_dense_index(kind, dim)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim))
     return index
-
-
-def _bm25_index(tokens: list[list[str]]):
-    """BM25 over every passage of every segment: its statistics (IDF, mean length) are
-    global, so scores do not depend on how passages happen to be split into segments."""
-    import bm25s
-
-    bm25 = bm25s.BM25(k1=1.2, b=0.75)
-    bm25.index(tokens, show_progress=False)
-    return bm25

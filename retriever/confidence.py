@@ -34,24 +34,15 @@ class Evidence:
         return np.array([self.sentence, self.passage, self.coverage, self.known], dtype=np.float64)
 
 
-def idf(index: StoredIndex, token: str) -> float:
-    """BM25's IDF from the lexical index; a word the index has never seen gets the maximum."""
-    n = len(index.passages)
-    row = index.bm25.vocab_dict.get(token)
-    indptr = index.bm25.scores["indptr"]
-    df = 0 if row is None else int(indptr[row + 1] - indptr[row])
-    return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-
 def coverage(index: StoredIndex, question: str, texts: Sequence[str] | None) -> float:
     """IDF-weighted share of the question's (stemmed, non-stopword) words present in `texts`
     (None: anywhere in the index)."""
     wanted = set(question_terms(question))
     if not wanted:
         return 0.0
-    vocab = index.bm25.vocab_dict
-    present = set(tokenize(" ".join(texts))) if texts is not None else {t for t in wanted if t in vocab}
-    weights = {token: idf(index, token) for token in wanted}
+    lexical = index.lexical
+    present = set(tokenize(" ".join(texts))) if texts is not None else {t for t in wanted if lexical.has(t)}
+    weights = {token: lexical.idf(token) for token in wanted}  # a word no passage holds weighs most
     total = sum(weights.values())
     return sum(w for token, w in weights.items() if token in present) / total if total else 0.0
 

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from core.config import SearchSettings
 from core.embedder import Embedder
 from core.errors import BadQuestion, IndexIncompatible
-from core.lexical import TOKENIZER_NAME, tokenize
-from core.store import StoredIndex, read_index
+from core.lexical import tokenize
+from core.ranking import best_first
+from core.store import StoredIndex, incompatibility, read_index
 from core.types import Hit
 from retriever.fusion import convex_fusion, reciprocal_rank_fusion
 
 MAX_QUESTION_CHARS = 2000
-
-
-class Searcher(Protocol):
-    def search(self, query: str, k: int) -> list[Hit]: ...
 
 
 def check_question(question: str) -> str:
@@ -34,13 +30,14 @@ def check_question(question: str) -> str:
 def load_index(root: Path, embedder: Embedder) -> StoredIndex:
     """Reads the index and checks it was built with this embedder (else the vectors lie)."""
     index = read_index(root)
-    if index.manifest.model_fingerprint != embedder.fingerprint or index.manifest.model != embedder.name:
+    mismatch = incompatibility(index.manifest, embedder)
+    if mismatch == "model":
         raise IndexIncompatible(
             f"The index at {root} was built with {index.manifest.model} "
             f"(weights {index.manifest.model_fingerprint[:12]}), but this cite embeds with "
             f"{embedder.name} (weights {embedder.fingerprint[:12]}); run `cite index` to rebuild it."
         )
-    if index.manifest.tokenizer != TOKENIZER_NAME:
+    if mismatch:
         raise IndexIncompatible(f"The index at {root} uses another BM25 tokenizer; run `cite index` to rebuild it.")
     return index
 
@@ -78,11 +75,7 @@ class LexicalSearcher:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage (zeros when no query word is in the index)."""
-        vocab = self.index.bm25.vocab_dict
-        tokens = [t for t in tokenize(query) if t in vocab]
-        if not tokens:
-            return np.zeros(len(self.index.passages), dtype=np.float32)
-        return np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float32)
+        return self.index.lexical.scores(tokenize(query))
 
     def search(self, query: str, k: int) -> list[Hit]:
         scores = self.scores(query)
@@ -97,8 +90,11 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, len(scores))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.lexsort((part, -scores[part]))]
+    # argpartition keeps an arbitrary few of the rows tied at the k-th score: keep the first ones.
+    cut = scores[np.argpartition(-scores, k - 1)[k - 1]]
+    above = np.flatnonzero(scores > cut)
+    chosen = np.concatenate([above, np.flatnonzero(scores == cut)[: k - len(above)]])
+    return chosen[np.lexsort((chosen, -scores[chosen]))]
 
 
 @dataclass(frozen=True)
@@ -162,7 +158,7 @@ class HybridSearcher:
             fused = reciprocal_rank_fusion([scores[name] for name in used], k=settings.rrf_k)
         else:
             fused = convex_fusion([scores[name] for name in used], [weights[name] for name in used])
-        ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
+        ranked = best_first(fused)[:k]
         return [
             Hit(
                 index.passages[index.row_of[pid]],

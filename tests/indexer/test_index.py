@@ -158,9 +158,9 @@ def test_reindexing_one_source_keeps_documents_from_others(corpus, tmp_path, fak
 
 
 def test_large_collections_get_an_hnsw_index_that_finds_the_same_passages(corpus, tmp_path, fake_embedder, monkeypatch):
-    import indexer.build
+    import core.store
 
-    monkeypatch.setattr(indexer.build, "HNSW_FROM", 1)
+    monkeypatch.setattr(core.store, "HNSW_FROM", 1)
     root = tmp_path / "index"
     _build(corpus, root, fake_embedder)
     index = load_index(root, fake_embedder)
