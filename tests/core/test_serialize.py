@@ -20,6 +20,8 @@ def test_hit_json_has_the_documented_keys_and_rounds_scores():
         "doc": "rivers.md",
         "start": 10,
         "end": 52,
+        "page": None,
+        "section": None,
         "text": "The Volga is the longest river in Europe.",
         "score": 0.123457,
         "scores": {"dense": 0.712346, "bm25": 3.5, "sentence": 0.8, "fused": 0.123457},
@@ -48,7 +50,15 @@ def test_answer_json_has_the_documented_shape():
     assert list(data) == ["answer", "abstained", "confidence", "citations", "claims", "hits"]
     assert data["answer"] == answer.text and data["abstained"] is False and data["confidence"] == 0.8765
     assert data["citations"] == [
-        {"n": 1, "doc": "rivers.md", "start": 10, "end": 52, "quote": "The Volga is the longest river in Europe."}
+        {
+            "n": 1,
+            "doc": "rivers.md",
+            "start": 10,
+            "end": 52,
+            "page": None,
+            "section": None,
+            "quote": "The Volga is the longest river in Europe.",
+        }
     ]
     assert data["claims"] == [
         {"text": "The Volga is the longest river in Europe.", "citations": [1], "supported": True, "support": 0.9123}
@@ -62,3 +72,13 @@ def test_an_abstention_has_no_answer_text_and_keeps_its_hits():
     data = answer_json(answer)
     assert data["answer"] is None and data["abstained"] is True
     assert data["citations"] == [] and data["claims"] == [] and len(data["hits"]) == 1
+
+
+def test_page_and_section_are_given_where_the_format_has_them():
+    paged = Passage("p2", "manual.pdf", 0, 20, "Arguments are lazy.", page=10, section="2 Objects > 2.1.8 Lazy")
+    data = hit_json(Hit(paged, 1.0, {}), 1)
+    assert (data["page"], data["section"]) == (10, "2 Objects > 2.1.8 Lazy")
+    cited = Answer(
+        "x [1]", (Citation(1, "manual.pdf", 0, 20, "Arguments are lazy.", 10, "2 Objects"),), (), (), 1, False
+    )
+    assert answer_json(cited)["citations"][0]["page"] == 10
