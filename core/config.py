@@ -30,6 +30,9 @@ class SplitSettings:
     # says "CIS". The dense vectors are left alone: spelling out there measured worse
     # (SciFact train hybrid nDCG@10 .7394 against .7472 for BM25 only, .7448 for neither).
     spell_out_acronyms: bool = True
+    # The passage's section path ("2 Objects > 2.1.8 Lazy arguments") is embedded and
+    # BM25-indexed with it, after the document title (a "contextual chunk header").
+    section_context: bool = False
 
     def __post_init__(self) -> None:
         if self.max_chars < 100:

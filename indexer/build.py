@@ -13,6 +13,7 @@ from core.acronyms import defined_acronyms, spell_out
 from core.config import SplitSettings
 from core.embedder import Embedder
 from core.errors import CiteError, DocumentError
+from core.layout import SECTION_SEPARATOR
 from core.lexical import TOKENIZER_NAME, LexicalIndex, tokenize
 from core.store import (
     FORMAT_VERSION,
@@ -72,9 +73,11 @@ class IndexReport:
         return bool(self.added or self.changed or self.removed or self.rebuilt_because)
 
 
-def indexing_text(title: str, text: str) -> str:
-    """What the embedder and BM25 see for a passage: its document title leads, when there is one."""
-    return f"{title}. {text}" if title else text
+def indexing_text(title: str, text: str, section: str = "") -> str:
+    """What the embedder and BM25 see for a passage: its document title and section path
+    lead, when there are any ("Manual > 2 Objects > 2.1.8 Lazy arguments. Arguments are ...")."""
+    context = SECTION_SEPARATOR.join(part for part in (title, section) if part)
+    return f"{context}. {text}" if context else text
 
 
 def build_index(
@@ -337,7 +340,8 @@ def _embed_documents(
     for document, passages in fresh:
         acronyms = defined_acronyms(document.title + "\n" + document.text) if split.spell_out_acronyms else {}
         for passage in passages:
-            passage_texts.append(indexing_text(document.title, passage.text))
+            section = passage.section if split.section_context else ""
+            passage_texts.append(indexing_text(document.title, passage.text, section))
             passage_tokens.append(tokenize(spell_out(passage_texts[-1], acronyms)))
             spans = sentences_in_span(document.text, passage.start, passage.end)
             for start, end, text in spans:
