@@ -73,7 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--questions", type=Path, help="JSONL of {id, question, doc, evidence} (default: seed set)")
     evaluate.add_argument("--index", type=Path, help="index to evaluate (default: a private index of seeds/)")
     evaluate.add_argument("--beir", type=Path, help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
-    evaluate.add_argument("--split", default="test", help="BEIR qrels split (default test; tune on train)")
+    evaluate.add_argument(
+        "--split",
+        help="BEIR: the qrels split (default test; tune on train). Question files: only the questions "
+        'whose "split" is this (e.g. test, the held-out ones)',
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     _report_dir_option(evaluate)
     evaluate.add_argument(
@@ -293,6 +297,8 @@ def _eval(args: argparse.Namespace) -> int:
     from eval.suite import evaluate_beir, evaluate_questions, refuse_tuning_on_test, tune_beir, tune_questions
     from eval.tune import save_if_better
 
+    if args.beir:
+        args.split = args.split or "test"
     if args.tune and args.beir:
         refuse_tuning_on_test(args.split)  # before the eval, not after it
     questions = args.questions or SEED_QUESTIONS
@@ -310,7 +316,7 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         own_seeds = args.index is None and args.questions is None
         documents = [default_seeds()] if own_seeds else None
-        report = evaluate_questions(questions, root, embedder, settings, documents, _progress_printer())
+        report = evaluate_questions(questions, root, embedder, settings, documents, _progress_printer(), args.split)
     markdown, png = write_report(report, args.report_dir or REPORTS)
     print(json.dumps(report_json(report)) if args.json else f"{format_table(report)}\nreport: {markdown} ({png.name})")
     if args.tune:
