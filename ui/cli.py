@@ -308,7 +308,9 @@ def _eval(args: argparse.Namespace) -> int:
 
         if args.beir:
             raise CiteError("--calibrate needs answerable and unanswerable questions (--questions or the seed set).")
-        calibrating = check_both_kinds(load_questions(questions))
+        from eval.suite import questions_in_split
+
+        calibrating = check_both_kinds(questions_in_split(load_questions(questions), args.split))
     root = _eval_index(args)
     embedder, settings = default_embedder(), load_settings(root)
     if args.beir:
@@ -323,7 +325,7 @@ def _eval(args: argparse.Namespace) -> int:
         if args.beir:
             tuning = tune_beir(args.beir, root, embedder, settings, args.split)
         else:
-            tuning = tune_questions(questions, root, embedder, settings)
+            tuning = tune_questions(questions, root, embedder, settings, args.split)
         print(save_if_better(tuning, root, settings), file=sys.stderr if args.json else sys.stdout)
     if args.calibrate:
         from eval.calibrate import calibration
