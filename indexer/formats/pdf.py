@@ -1,0 +1,217 @@
+"""PDF -> text with the page of every character, page furniture, tables of contents and
+indexes dropped, and headings on lines of their own (from the outline, else font sizes).
+Pages without a text layer are read by OCR when tesseract is installed."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from indexer.formats import Extracted
+from indexer.formats.builder import TextBuilder
+from indexer.formats.layout import (
+    Key,
+    Line,
+    OutlineItem,
+    body_size,
+    furniture,
+    leader_runs,
+    median,
+    outline_headings,
+    reference_pages,
+    size_headings,
+)
+
+# pdfium writes U+FFFE where a word was hyphenated at a line end, and joins the two lines;
+# writing "-\n" back gives the form core.text.normalise joins ("secu-\nrity" -> "security").
+_LINE_END_HYPHEN = "\ufffe"
+_OCR_DPI = 300
+_MIN_OUTLINE_MATCH = 0.5  # below this share of outline entries found, font sizes find headings
+_JUNK_TITLE = re.compile(r"^(?:untitled|microsoft word - .*|document\d*|\s*)$", re.IGNORECASE)
+
+
+def read_pdf(file: Path, ocr: Callable | None = None) -> Extracted:
+    """Reads a PDF; `ocr(image) -> list[Line]` reads pages without a text layer (default: tesseract
+    when installed).
+
+    Raises:
+        ValueError: the file is not a readable PDF, is encrypted, or has no text at all.
+    """
+    import pypdfium2 as pdfium
+
+    from indexer.formats import ocr as ocr_module
+
+    try:
+        document = pdfium.PdfDocument(str(file))
+    except pdfium.PdfiumError as error:
+        if "password" in str(error).lower():
+            raise ValueError("an encrypted PDF (it needs a password); save an unencrypted copy") from None
+        raise ValueError(f"not a readable PDF ({error})") from None
+    try:
+        reader = ocr or (ocr_module.read_image if ocr_module.available() else None)
+        pages: list[list[Line]] = []
+        scanned: list[int] = []
+        for index in range(len(document)):
+            page = document[index]
+            lines = page_lines(page)
+            if not lines and _has_images(page):
+                scanned.append(index)
+                if reader is not None:
+                    scale = _OCR_DPI / 72
+                    lines = reader(page.render(scale=scale).to_pil(), scale)
+            pages.append(lines)
+        outline = list(_outline(document))
+        title = _metadata_title(document)
+    finally:
+        document.close()
+    notes = ()
+    if scanned:
+        how = "read by OCR" if reader is not None else "have no text layer and were not read (install tesseract-ocr)"
+        notes = (f"{len(scanned)} of {len(pages)} pages {how}",)
+    extracted = assemble(pages, outline, title, notes)
+    if not extracted.text.strip():
+        if scanned and reader is None:
+            raise ValueError("a scanned PDF without a text layer; install tesseract-ocr to read it by OCR")
+        raise ValueError("empty: no text to index")
+    return extracted
+
+
+def assemble(
+    pages: Sequence[Sequence[Line]], outline: Sequence[OutlineItem] = (), title: str = "", notes: tuple[str, ...] = ()
+) -> Extracted:
+    """The document's text from its pages' lines, without furniture, contents and index pages."""
+    drop = furniture(pages)
+    references = reference_pages(pages, drop)
+    for p, lines in enumerate(pages):
+        drop.update((p, i) for i in leader_runs(lines))
+        if p in references:
+            drop.update((p, i) for i in range(len(lines)))
+    headings = outline_headings(pages, outline, drop)
+    if len(headings) < _MIN_OUTLINE_MATCH * len(outline) or not outline:
+        headings = size_headings(pages, drop, body_size(pages))
+    builder = TextBuilder()
+    for p, lines in enumerate(pages):
+        builder.new_page()
+        _write_page(builder, p, lines, drop, headings)
+    return builder.build(title, notes)
+
+
+def _write_page(builder: TextBuilder, p: int, lines: Sequence[Line], drop: set[Key], headings: dict) -> None:
+    kept = [i for i in range(len(lines)) if (p, i) not in drop]
+    pitches = [lines[b].baseline - lines[a].baseline for a, b in zip(kept, kept[1:], strict=False)]
+    # The usual line pitch: the lower quartile, as paragraphs, lists and code widen many gaps.
+    rising = sorted(d for d in pitches if d > 0)
+    usual = rising[len(rising) // 4] if rising else 0.0
+    previous: Line | None = None
+    skip = 0
+    for i in kept:
+        if skip:
+            skip -= 1
+            continue
+        line = lines[i]
+        if (p, i) in headings:
+            level, count = headings[(p, i)]
+            parts = [lines[j].text for j in range(i, i + count)]
+            builder.heading(" ".join(parts), level)
+            skip = count - 1
+            previous = lines[i + count - 1]
+            continue
+        gap = line.baseline - previous.baseline if previous else 0.0
+        if previous is None or gap < 0 or (usual and gap > 1.3 * usual):
+            builder.paragraph(line.text)  # a blank line: more space than between lines, or a new column
+        else:
+            builder.line(line.text)
+        previous = line
+
+
+def page_lines(page) -> list[Line]:
+    """The lines of a page's text layer, in pdfium's reading order; footnote markers (small
+    raised digits after a word) dropped so that "available.³ On" reads "available. On"."""
+    import pypdfium2.raw as raw
+
+    textpage = page.get_textpage()
+    try:
+        count = textpage.count_chars()
+        if count <= 0:
+            return []
+        text = textpage.get_text_range()
+        if len(text) != count:  # characters outside the BMP: read them one by one
+            text = "".join(chr(raw.FPDFText_GetUnicode(textpage.raw, i) or 32) for i in range(count))
+        height = page.get_height()
+        x, y = ctypes.c_double(), ctypes.c_double()
+        chars: list[tuple[str, int, float, float]] = []  # (char, index, baseline from top, size)
+        lines: list[Line] = []
+        for i, ch in enumerate(text):
+            if ch in "\r\n" or ch == _LINE_END_HYPHEN:
+                if ch == _LINE_END_HYPHEN:
+                    chars.append(("-", i, chars[-1][2] if chars else 0.0, chars[-1][3] if chars else 0.0))
+                lines.extend(_line(chars))
+                chars = []
+                continue
+            raw.FPDFText_GetCharOrigin(textpage.raw, i, ctypes.byref(x), ctypes.byref(y))
+            chars.append((ch, i, height - y.value, raw.FPDFText_GetFontSize(textpage.raw, i)))
+        lines.extend(_line(chars))
+        return lines
+    finally:
+        textpage.close()
+
+
+def _line(chars: list[tuple[str, int, float, float]]) -> list[Line]:
+    visible = [c for c in chars if not c[0].isspace()]
+    if not visible:
+        return []
+    size = median([c[3] for c in visible])
+    baseline = median([c[2] for c in visible])
+    kept: list[tuple[str, int]] = []
+    for n, (ch, index, _, _) in enumerate(chars):
+        if ch.isdigit() and _raised(chars[n], size, baseline):
+            m = n - 1
+            while m >= 0 and chars[m][0].isdigit() and _raised(chars[m], size, baseline):
+                m -= 1
+            before = chars[m][0] if m >= 0 else " "
+            if not before.isspace() and not before.isdigit():
+                continue  # a footnote marker glued to a word ("available.3"); an exponent follows a digit
+        if "\x80" <= ch <= "\x9f":  # C1 controls: an unmapped bullet glyph at a line start
+            ch = "•" if not kept else ""
+            if not ch:
+                continue
+        kept.append((ch, index))
+    text = "".join(c for c, _ in kept)
+    lead = len(text) - len(text.lstrip())
+    text = text.strip()
+    if not text:
+        return []
+    return [Line(text, baseline, size, tuple(i for _, i in kept[lead : lead + len(text)]))]
+
+
+def _raised(char: tuple[str, int, float, float], size: float, baseline: float) -> bool:
+    return char[3] < 0.85 * size and char[2] < baseline - 0.2 * size
+
+
+def _has_images(page) -> bool:
+    import pypdfium2.raw as raw
+
+    return any(True for _ in page.get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE], max_depth=2))
+
+
+def _outline(document) -> list[OutlineItem]:
+    items = []
+    try:
+        for bookmark in document.get_toc(max_depth=8):
+            dest = bookmark.get_dest()
+            index = dest.get_index() if dest is not None else None
+            if index is not None and bookmark.get_title().strip():
+                items.append(OutlineItem(bookmark.get_title().strip(), bookmark.level + 1, index))
+    except Exception:  # noqa: BLE001 - a damaged outline must not cost the document its text
+        return []
+    return items
+
+
+def _metadata_title(document) -> str:
+    try:
+        title = (document.get_metadata_dict().get("Title") or "").strip()
+    except Exception:  # noqa: BLE001 - damaged metadata: fall back to the first heading
+        return ""
+    return "" if _JUNK_TITLE.match(title) else title
