@@ -63,7 +63,9 @@ def furniture(pages: Sequence[Sequence[Line]]) -> set[Key]:
     repeat at the same place on other pages (numbers compared as alike, so "Page 3" matches
     "Page 4"); the topmost or bottommost line when it is only a page number; and any edge line
     printed where repeated furniture stands on at least a quarter of the pages, in its font
-    size (a chapter's running title that changes with every chapter)."""
+    size; and edge lines no larger than the body text, set apart from it by more than a blank
+    line, at a place where such lines stand on a quarter of the pages (a chapter's running
+    title that changes with every chapter)."""
     needed = 2 if len(pages) == 2 else 3
     places: dict[tuple[str, str], list[tuple[int, int, float]]] = defaultdict(list)
     for p, lines in enumerate(pages):
@@ -86,13 +88,25 @@ def furniture(pages: Sequence[Sequence[Line]]) -> set[Key]:
             if _PAGE_NUMBER.match(lines[i].text.strip()):
                 drop.add((p, i))
     wide = [band for band, on in bands.items() if len(on) >= max(needed, len(pages) / 4)]
+    body = body_size(pages)
+    apart: list[tuple[str, float, int, int]] = []  # small edge lines set apart from the body
+    for p, lines in enumerate(pages):
+        for zone, i in _edges(lines):
+            if lines[i].size <= body and _isolated(lines, i, zone):
+                apart.append((zone, lines[i].baseline, round(lines[i].size), p))
     for p, lines in enumerate(pages):
         for zone, i in _edges(lines):
             line = lines[i]
-            if len(line.text) <= 120 and any(
-                z == zone and abs(b - line.baseline) <= 1.5 and s == round(line.size) for z, b, s in wide
-            ):
+            if len(line.text) > 120:
+                continue
+            if any(z == zone and abs(b - line.baseline) <= 1.5 and s == round(line.size) for z, b, s in wide):
                 drop.add((p, i))
+            elif line.size <= body and _isolated(lines, i, zone):
+                alike = {
+                    q for z, b, s, q in apart if z == zone and abs(b - line.baseline) <= 1.5 and s == round(line.size)
+                }
+                if len(alike) >= max(needed, len(pages) / 4):
+                    drop.add((p, i))  # a running title that changes with every chapter
     return drop
 
 
