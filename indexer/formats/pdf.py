@@ -5,6 +5,7 @@ Pages without a text layer are read by OCR when tesseract is installed."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,30 +40,11 @@ def read_pdf(file: Path, ocr: Callable | None = None) -> Extracted:
     Raises:
         ValueError: the file is not a readable PDF, is encrypted, or has no text at all.
     """
-    import pypdfium2 as pdfium
-
-    from indexer.formats import ocr as ocr_module
-
+    document = _open(file)
     try:
-        document = pdfium.PdfDocument(str(file))
-    except pdfium.PdfiumError as error:
-        if "password" in str(error).lower():
-            raise ValueError("an encrypted PDF (it needs a password); save an unencrypted copy") from None
-        raise ValueError(f"not a readable PDF ({error})") from None
-    try:
-        reader = ocr or (ocr_module.read_image if ocr_module.available() else None)
-        pages: list[list[Line]] = []
-        scanned: list[int] = []
-        for index in range(len(document)):
-            page = document[index]
-            lines = page_lines(page)
-            if not lines and _has_images(page):
-                scanned.append(index)
-                if reader is not None:
-                    scale = _OCR_DPI / 72
-                    lines = reader(page.render(scale=scale).to_pil(), scale)
-            pages.append(lines)
-        outline = list(_outline(document))
+        reader = ocr or _default_ocr()
+        pages, scanned = _read_lines(document, reader)
+        outline = _outline(document)
         title = _metadata_title(document)
     finally:
         document.close()
@@ -78,10 +60,50 @@ def read_pdf(file: Path, ocr: Callable | None = None) -> Extracted:
     return extracted
 
 
+def _default_ocr() -> Callable | None:
+    from indexer.formats import ocr
+
+    return ocr.read_image if ocr.available() else None
+
+
+def _open(file: Path):
+    import pypdfium2 as pdfium
+
+    try:
+        return pdfium.PdfDocument(str(file))
+    except pdfium.PdfiumError as error:
+        if "password" in str(error).lower():
+            raise ValueError("an encrypted PDF (it needs a password); save an unencrypted copy") from None
+        raise ValueError(f"not a readable PDF ({error})") from None
+
+
+def _read_lines(document, reader: Callable | None) -> tuple[list[list[Line]], list[int]]:
+    """Every page's lines, and the pages that had no text layer (read by `reader` if given)."""
+    pages: list[list[Line]] = []
+    scanned: list[int] = []
+    for index in range(len(document)):
+        page = document[index]
+        lines = page_lines(page)
+        if not lines and _has_images(page):
+            scanned.append(index)
+            if reader is not None:
+                scale = _OCR_DPI / 72
+                lines = reader(page.render(scale=scale).to_pil(), scale)
+        pages.append(lines)
+    return pages, scanned
+
+
 def assemble(
     pages: Sequence[Sequence[Line]], outline: Sequence[OutlineItem] = (), title: str = "", notes: tuple[str, ...] = ()
 ) -> Extracted:
     """The document's text from its pages' lines, without furniture, contents and index pages."""
+    return _assemble(pages, outline, title, notes, None)
+
+
+Trace = list[tuple[int, int, tuple[int, ...]]]  # (offset in text, page index, source char of each char)
+
+
+def _assemble(pages, outline, title, notes, trace: Trace | None) -> Extracted:
     drop = furniture(pages)
     references = reference_pages(pages, drop)
     for p, lines in enumerate(pages):
@@ -94,11 +116,13 @@ def assemble(
     builder = TextBuilder()
     for p, lines in enumerate(pages):
         builder.new_page()
-        _write_page(builder, p, lines, drop, headings)
+        _write_page(builder, p, lines, drop, headings, trace)
     return builder.build(title, notes)
 
 
-def _write_page(builder: TextBuilder, p: int, lines: Sequence[Line], drop: set[Key], headings: dict) -> None:
+def _write_page(
+    builder: TextBuilder, p: int, lines: Sequence[Line], drop: set[Key], headings: dict, trace: Trace | None
+) -> None:
     kept = [i for i in range(len(lines)) if (p, i) not in drop]
     pitches = [lines[b].baseline - lines[a].baseline for a, b in zip(kept, kept[1:], strict=False)]
     # The usual line pitch: the lower quartile, as paragraphs, lists and code widen many gaps.
@@ -113,16 +137,20 @@ def _write_page(builder: TextBuilder, p: int, lines: Sequence[Line], drop: set[K
         line = lines[i]
         if (p, i) in headings:
             level, count = headings[(p, i)]
-            parts = [lines[j].text for j in range(i, i + count)]
-            builder.heading(" ".join(parts), level)
+            parts = [lines[j] for j in range(i, i + count)]
+            offset = builder.heading(" ".join(part.text for part in parts), level)
+            if trace is not None:
+                trace.append((offset, p, sum(((-1, *part.chars) for part in parts), ())[1:]))
             skip = count - 1
             previous = lines[i + count - 1]
             continue
         gap = line.baseline - previous.baseline if previous else 0.0
         if previous is None or gap < 0 or (usual and gap > 1.3 * usual):
-            builder.paragraph(line.text)  # a blank line: more space than between lines, or a new column
+            offset = builder.paragraph(line.text)  # a blank line: more space than between lines, or a new column
         else:
-            builder.line(line.text)
+            offset = builder.line(line.text)
+        if trace is not None:
+            trace.append((offset, p, line.chars))
         previous = line
 
 
@@ -177,6 +205,10 @@ def _line(chars: list[tuple[str, int, float, float]]) -> list[Line]:
             ch = "•" if not kept else ""
             if not ch:
                 continue
+        if ch.isspace():
+            if kept and kept[-1][0] == " ":
+                continue  # one space between words, so that a line's text is as written to the document
+            ch = " "
         kept.append((ch, index))
     text = "".join(c for c, _ in kept)
     lead = len(text) - len(text.lstrip())
@@ -215,3 +247,77 @@ def _metadata_title(document) -> str:
     except Exception:  # noqa: BLE001 - damaged metadata: fall back to the first heading
         return ""
     return "" if _JUNK_TITLE.match(title) else title
+
+
+def page_image(file: Path, page: int, span: tuple[int, int] | None = None, text: str | None = None, scale: float = 2.0):
+    """Page `page` (1-based) of a PDF as a PIL image, the characters of `span` (offsets into the
+    text `read_pdf` gives, i.e. Document.text) highlighted. The page is read again the same way
+    to find each character's box; given `text`, no highlight is drawn unless the file still
+    reads as that text (it changed since it was indexed).
+
+    Raises:
+        ValueError: not a readable PDF, or no such page.
+    """
+    from PIL import Image, ImageDraw
+
+    document = _open(file)
+    try:
+        if not 1 <= page <= len(document):
+            raise ValueError(f"no page {page}: the PDF has {len(document)} pages")
+        pdf_page = document[page - 1]
+        image = pdf_page.render(scale=scale).to_pil().convert("RGBA")
+        if span is None:
+            return image.convert("RGB")
+        boxes = _span_boxes(file, document, page - 1, span, text)
+        overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+        draw = ImageDraw.Draw(overlay)
+        height = pdf_page.get_height()
+        for left, bottom, right, top in boxes:
+            draw.rectangle([left * scale, (height - top) * scale, right * scale, (height - bottom) * scale],
+                           fill=(255, 221, 0, 110))  # fmt: skip
+        return Image.alpha_composite(image, overlay).convert("RGB")
+    finally:
+        document.close()
+
+
+@functools.lru_cache(maxsize=4)
+def _traced(path: str, mtime_ns: int, size: int) -> tuple[str, Trace]:
+    """A file's text and where each of its characters came from (cached: a reader looking at
+    one document's pages one after another pays for reading it once)."""
+    document = _open(Path(path))
+    try:
+        pages, _ = _read_lines(document, _default_ocr())
+        trace: Trace = []
+        return _assemble(pages, _outline(document), "", (), trace).text, trace
+    finally:
+        document.close()
+
+
+def _span_boxes(file: Path, document, index: int, span: tuple[int, int], text: str | None) -> list[tuple[float, ...]]:
+    """One box per line of the span on page `index`: the union of its characters' boxes."""
+    import pypdfium2.raw as raw
+
+    stat = file.stat()
+    read, trace = _traced(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    if text is not None and read != text:
+        return []
+    start, end = span
+    textpage = document[index].get_textpage()
+    try:
+        left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+        boxes = []
+        for offset, p, chars in trace:
+            if p != index or offset >= end or offset + len(chars) <= start:
+                continue
+            rects = []
+            for k, char in enumerate(chars):
+                if char >= 0 and start <= offset + k < end:
+                    raw.FPDFText_GetCharBox(textpage.raw, char, *(ctypes.byref(v) for v in (left, right, bottom, top)))
+                    if right.value > left.value:
+                        rects.append((left.value, bottom.value, right.value, top.value))
+            if rects:
+                boxes.append((min(r[0] for r in rects), min(r[1] for r in rects),
+                              max(r[2] for r in rects), max(r[3] for r in rects)))  # fmt: skip
+        return boxes
+    finally:
+        textpage.close()

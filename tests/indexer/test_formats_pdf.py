@@ -214,3 +214,40 @@ def test_corrupt_and_truncated_pdfs_are_skipped_with_a_reason(tmp_path):
     reasons = {s.path: s.reason for s in loaded.skipped}
     assert set(reasons) == {"truncated.pdf", "garbage.pdf", "empty.pdf"}
     assert all(reason.startswith("not a readable PDF") for reason in reasons.values())
+
+
+def test_page_image_highlights_the_quoted_span_where_it_is_printed(tmp_path):
+    from PIL import ImageChops
+    from reportlab.lib.pagesizes import A4
+
+    from indexer.formats.pdf import page_image
+
+    manual = _manual(tmp_path / "manual.pdf")
+    extracted = read_pdf(manual)
+    quote = CHAPTERS[1][1][0]
+    start = extracted.text.index(quote)
+    assert extracted.pages[3] <= start < extracted.pages[4]  # printed on page 4
+    scale = 2.0
+    plain = page_image(manual, 4, scale=scale)
+    marked = page_image(manual, 4, (start, start + len(quote)), text=extracted.text, scale=scale)
+    assert plain.size == marked.size == (round(A4[0] * scale), round(A4[1] * scale))
+    left, top, right, bottom = ImageChops.difference(plain, marked).getbbox()
+    # The sentence's baseline is 130 pt below the top edge, from x = 72 pt: the highlight covers it, nothing else.
+    assert 110 * scale < top < 130 * scale < bottom < 140 * scale
+    assert 70 * scale <= left < 74 * scale and right > 300 * scale
+    # A file that no longer reads as the indexed text gets no highlight rather than a wrong one.
+    stale = page_image(manual, 4, (start, start + len(quote)), text=extracted.text + "changed", scale=scale)
+    assert ImageChops.difference(plain, stale).getbbox() is None
+    with pytest.raises(ValueError, match="no page 7"):
+        page_image(manual, 7)
+
+
+def test_an_encrypted_pdf_is_skipped_with_the_reason(tmp_path):
+    from reportlab.lib import pdfencrypt
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(tmp_path / "secret.pdf"), encrypt=pdfencrypt.StandardEncryption("open-sesame"))
+    pdf.drawString(72, 720, "Hidden words.")
+    pdf.save()
+    [skipped] = load_paths([tmp_path]).skipped
+    assert "password" in skipped.reason
