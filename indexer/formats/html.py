@@ -73,7 +73,8 @@ def parse_html(html: str | bytes) -> HtmlPage:
 
 
 def html_extract(page: HtmlPage, common: frozenset[str] = frozenset()) -> Extracted:
-    """The page's text, without the blocks `common` to its folder (headings are always kept)."""
+    """The page's text, without the blocks `common` to its folder (from `common_blocks`; headings
+    are always kept)."""
     builder = TextBuilder()
     add_blocks(builder, page.blocks, common)
     return builder.build(page.title)
@@ -83,16 +84,22 @@ def add_blocks(builder: TextBuilder, blocks: Iterable[Block], common: frozenset[
     for block in blocks:
         if block.level:
             builder.heading(block.text, block.level)
-        elif block.text not in common:
+        elif not common or _shape(block.text) not in common:
             builder.paragraph(block.text)
 
 
+def _shape(text: str) -> str:
+    """A block as compared across pages: every number alike ("last modified on 2022-12-14")."""
+    return re.sub(r"\d+", "#", text)
+
+
 def common_blocks(pages: Sequence[HtmlPage]) -> frozenset[str]:
-    """Non-heading blocks found on at least half the pages of a folder of three or more: a
-    site's menus, banners and footers that no tag or class marks as such."""
+    """Non-heading blocks found on at least half the pages of a folder of three or more (numbers
+    compared as alike): a site's menus, banners and footers that no tag or class marks as such.
+    Returns their shapes, as `html_extract` takes them."""
     if len(pages) < 3:
         return frozenset()
-    counts = Counter(text for page in pages for text in {b.text for b in page.blocks if not b.level})
+    counts = Counter(shape for page in pages for shape in {_shape(b.text) for b in page.blocks if not b.level})
     needed = max(3, math.ceil(len(pages) / 2))
     return frozenset(text for text, count in counts.items() if count >= needed)
 

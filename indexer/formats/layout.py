@@ -186,41 +186,71 @@ def _forms(text: str) -> set[str]:
     return {f for f in (_norm(text), _norm(_SECTION_NUMBER.sub("", text))) if f}
 
 
+Spot = tuple[int, int, int]  # a heading's (level, lines it takes, length of a run-in heading or 0)
+
+
 def outline_headings(
     pages: Sequence[Sequence[Line]], outline: Sequence[OutlineItem], drop: set[Key]
-) -> dict[Key, tuple[int, int]]:
+) -> dict[Key, Spot]:
     """Finds each outline entry's line on its page (or the next): `{(page, first line): (level,
-    number of lines)}`; a title may wrap onto a second or third line."""
-    found: dict[Key, tuple[int, int]] = {}
+    number of lines, 0)}`, a title wrapping onto up to three lines. Failing that, a line that
+    begins with the title ("Transpose Shorthand notation for ...") holds a run-in heading: its
+    spot records the title's length."""
+    found: dict[Key, Spot] = {}
     after: dict[int, int] = defaultdict(lambda: -1)  # entries of a page come in text order
+    dropped: dict[int, set[int]] = defaultdict(set)
+    for p, i in drop:
+        dropped[p].add(i)
     for item in outline:
         wanted = _forms(item.title)
-        for p in (item.page, item.page + 1):
-            if not 0 <= p < len(pages):
-                continue
-            hit = _find_title(
-                pages[p], wanted, after[p] + 1, {i for q, i in drop if q == p} | {i for q, i in found if q == p}
-            )
+        title = " ".join(item.title.split())
+        candidates = [p for p in (item.page, item.page + 1) if 0 <= p < len(pages)]
+        hit = None
+        for finder in (_find_title, _find_run_in):
+            for p in candidates:
+                taken = dropped[p] | {i for q, i in found if q == p}
+                spot = finder(pages[p], wanted if finder is _find_title else title, after[p] + 1, taken)
+                if spot:
+                    hit = p, spot
+                    break
             if hit:
-                i, count = hit
-                found[(p, i)] = (item.level, count)
-                after[p] = i + count - 1
                 break
+        if hit:
+            p, (i, count, cut) = hit
+            found[(p, i)] = (item.level, count, cut)
+            after[p] = i + count - 1
     return found
 
 
-def _find_title(lines: Sequence[Line], wanted: set[str], start: int, taken: set[int]) -> tuple[int, int] | None:
+def _find_title(lines: Sequence[Line], wanted: set[str], start: int, taken: set[int]) -> Spot | None:
     for i in range(start, len(lines)):
-        for count in (1, 2, 3):
-            if any(j in taken or j >= len(lines) for j in range(i, i + count)):
+        if i in taken or not _norm(lines[i].text):
+            continue
+        first = _forms(lines[i].text)
+        if first & wanted:
+            return i, 1, 0
+        if not any(w.startswith(f) for w in wanted for f in first):
+            continue
+        joined = lines[i].text
+        for j in (i + 1, i + 2):  # a title wrapped onto more lines
+            if j >= len(lines) or j in taken or not _norm(lines[j].text):
                 break
-            joined = " ".join(lines[j].text for j in range(i, i + count))
+            joined += " " + lines[j].text
             if _forms(joined) & wanted:
-                return i, count
+                return i, j - i + 1, 0
     return None
 
 
-def size_headings(pages: Sequence[Sequence[Line]], drop: set[Key], body: float) -> dict[Key, tuple[int, int]]:
+def _find_run_in(lines: Sequence[Line], title: str, start: int, taken: set[int]) -> Spot | None:
+    if len(_norm(title)) < 3:
+        return None
+    for i in range(start, len(lines)):
+        if i not in taken and lines[i].text.startswith(title + " "):
+            return i, 1, len(title)
+    return None
+
+
+def size_headings(pages: Sequence[Sequence[Line]], drop: set[Key], body: float) -> dict[Key, Spot]:
     """Lines set larger than the body text are headings, up to three consecutive lines of one
     size making one heading; the largest size is level 1, the next level 2, and so on."""
     if not body:
@@ -245,7 +275,7 @@ def size_headings(pages: Sequence[Sequence[Line]], drop: set[Key], body: float) 
             spans.append(((p, i), count, lines[i].size))
             i += count
     sizes = sorted({round(size * 2) / 2 for _, _, size in spans}, reverse=True)
-    return {key: (min(6, sizes.index(round(size * 2) / 2) + 1), count) for key, count, size in spans}
+    return {key: (min(6, sizes.index(round(size * 2) / 2) + 1), count, 0) for key, count, size in spans}
 
 
 def _heading_like(line: Line, body: float) -> bool:

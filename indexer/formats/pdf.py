@@ -136,13 +136,22 @@ def _write_page(
             continue
         line = lines[i]
         if (p, i) in headings:
-            level, count = headings[(p, i)]
+            level, count, cut = headings[(p, i)]
             parts = [lines[j] for j in range(i, i + count)]
+            if cut:  # a run-in heading: the title, then the rest of its line as a paragraph
+                rest = line.text[cut:].lstrip()
+                parts = [Line(line.text[:cut], line.baseline, line.size, line.chars[:cut])]
+                line = Line(rest, line.baseline, line.size, line.chars[len(line.text) - len(rest) :])
             offset = builder.heading(" ".join(part.text for part in parts), level)
             if trace is not None:
                 trace.append((offset, p, sum(((-1, *part.chars) for part in parts), ())[1:]))
             skip = count - 1
             previous = lines[i + count - 1]
+            if not cut:
+                continue
+            offset = builder.paragraph(line.text)
+            if trace is not None:
+                trace.append((offset, p, line.chars))
             continue
         gap = line.baseline - previous.baseline if previous else 0.0
         if previous is None or gap < 0 or (usual and gap > 1.3 * usual):

@@ -181,7 +181,7 @@ def test_blocks_repeated_across_a_folders_pages_are_dropped(tmp_path):
     for n, topic in enumerate(["indexes", "triggers", "views", "vacuum"]):
         (tmp_path / f"{topic}.html").write_text(
             f"<html><body>{menu}<h1>About {topic}</h1><p>Text {n} about {topic}.</p>"
-            "<p>This page was generated.</p></body></html>",
+            f"<p>This page was generated on 2024-0{n + 1}-1{n}.</p></body></html>",
             encoding="utf-8",
         )
     loaded = load_paths([tmp_path])

@@ -251,3 +251,26 @@ def test_an_encrypted_pdf_is_skipped_with_the_reason(tmp_path):
     pdf.save()
     [skipped] = load_paths([tmp_path]).skipped
     assert "password" in skipped.reason
+
+
+def test_outline_titles_found_on_wrapped_and_run_in_lines():
+    from indexer.formats.layout import OutlineItem
+
+    page = _lines(
+        "}",
+        "2.1.8 Lazy",
+        "arguments",
+        "Arguments are evaluated late.",
+        "Transpose Shorthand notation for scan=yx.",
+        "Transpose again, in a sentence: not a heading.",
+    )
+    outline = [OutlineItem("Lazy arguments", 2, 0), OutlineItem("Transpose", 3, 0)]
+    extracted = assemble([page], outline)
+    assert [(extracted.text[h.start : h.end], h.level) for h in extracted.headings] == [
+        ("2.1.8 Lazy arguments", 2),
+        ("Transpose", 3),
+    ]
+    assert extracted.text == (
+        "}\n\n2.1.8 Lazy arguments\n\nArguments are evaluated late.\n\nTranspose\n\n"
+        "Shorthand notation for scan=yx.\nTranspose again, in a sentence: not a heading."
+    )
