@@ -10,9 +10,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.types import Document
 from indexer.formats import Extracted
+
+if TYPE_CHECKING:
+    from indexer.formats.html import HtmlPage
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
@@ -96,21 +100,24 @@ def _files_under(path: Path, skipped: list[Skipped]) -> Iterator[Path]:
 class _HtmlFolders:
     """The HTML pages of a scan, parsed once, and the blocks each folder's pages share."""
 
-    pages: dict = field(default_factory=dict)  # Path -> HtmlPage
-    common: dict = field(default_factory=dict)  # folder Path -> frozenset of block texts
+    pages: dict[Path, HtmlPage] = field(default_factory=dict)
+    common: dict[Path, frozenset[str]] = field(default_factory=dict)  # by folder, from common_blocks
 
 
 def _html_by_folder(files: list[tuple[Path, str]], max_bytes: int, skipped: list[Skipped]) -> _HtmlFolders:
     from indexer.formats.html import common_blocks, parse_html
 
     found = _HtmlFolders()
-    by_folder: dict[Path, list] = defaultdict(list)
+    by_folder: dict[Path, list[HtmlPage]] = defaultdict(list)
     for file, name in files:
         if file.suffix.lower() not in HTML_SUFFIXES:
             continue
         try:
             _check_size(file, max_bytes)
-            page = parse_html(file.read_bytes())
+            data = file.read_bytes()
+            if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+                _refuse_binary(data)
+            page = parse_html(data)
         except (OSError, ValueError) as error:
             skipped.append(Skipped(name, str(error)))
             continue
@@ -186,12 +193,16 @@ def decode_text(data: bytes) -> str:
     """Decodes UTF-8 (with or without BOM) or UTF-16 with a BOM; refuses binary data."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
-    if b"\x00" in data[:8192]:
-        raise ValueError("looks binary (contains NUL bytes), not a text document")
+    _refuse_binary(data)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"not valid UTF-8 (byte {error.start}); convert it, e.g. `iconv -f latin1 -t utf-8`") from None
+
+
+def _refuse_binary(data: bytes) -> None:
+    if b"\x00" in data[:8192]:
+        raise ValueError("looks binary (contains NUL bytes), not a text document")
 
 
 def _read_jsonl_records(file: Path) -> Iterator[Document]:

@@ -28,6 +28,7 @@ from indexer.formats.layout import (
 # pdfium writes U+FFFE where a word was hyphenated at a line end, and joins the two lines;
 # writing "-\n" back gives the form core.text.normalise joins ("secu-\nrity" -> "security").
 _LINE_END_HYPHEN = "\ufffe"
+_BEFORE_FOOTNOTE = set(".,;:!?)]\"'’”")
 _OCR_DPI = 300
 _MIN_OUTLINE_MATCH = 0.5  # below this share of outline entries found, font sizes find headings
 _JUNK_TITLE = re.compile(r"^(?:untitled|microsoft word - .*|document\d*|\s*)$", re.IGNORECASE)
@@ -208,8 +209,8 @@ def _line(chars: list[tuple[str, int, float, float]]) -> list[Line]:
             while m >= 0 and chars[m][0].isdigit() and _raised(chars[m], size, baseline):
                 m -= 1
             before = chars[m][0] if m >= 0 else " "
-            if not before.isspace() and not before.isdigit():
-                continue  # a footnote marker glued to a word ("available.3"); an exponent follows a digit
+            if before.isalpha() or before in _BEFORE_FOOTNOTE:
+                continue  # a footnote marker glued to a word ("available.3"); "10⁶" or "cos⁻¹" are kept
         if "\x80" <= ch <= "\x9f":  # C1 controls: an unmapped bullet glyph at a line start
             ch = "•" if not kept else ""
             if not ch:
