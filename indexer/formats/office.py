@@ -12,7 +12,7 @@ from pathlib import Path
 from indexer.formats import Extracted
 from indexer.formats.builder import TextBuilder
 
-_HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
+_HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 _TOC_STYLE = re.compile(r"^(?:toc|contents)\s*(?:\d|heading)?$", re.IGNORECASE)
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _MAX_XML_BYTES = 256 * 1024 * 1024  # an unpacked content.xml beyond this is a zip bomb, not a document
@@ -40,11 +40,12 @@ def read_docx(file: Path) -> Extracted:
                 if _TOC_STYLE.match(style):
                     continue  # an entry of a generated table of contents
                 text = paragraph.text
+                level = _docx_level(paragraph)
                 if style.lower() == "title":
                     title = title or text.strip()
                     builder.heading(text, 1)
-                elif heading := _HEADING_STYLE.match(style):
-                    builder.heading(text, int(heading.group(1)))
+                elif level:
+                    builder.heading(text, level)
                 else:
                     builder.paragraph(text)
             elif tag == "tbl":
@@ -61,6 +62,26 @@ def read_docx(file: Path) -> Extracted:
     except Exception as error:  # noqa: BLE001 - python-docx raises many kinds on a damaged package
         raise ValueError(f"not a readable .docx file ({type(error).__name__}: {error})") from None
     return builder.build(title)
+
+
+def _docx_level(paragraph) -> int:
+    """A heading's level from its style ("Heading 2", or a style based on one) or the outline
+    level set on the paragraph or its style; 0 for body text."""
+    outline = paragraph._p.find(f"{{{_W}}}pPr/{{{_W}}}outlineLvl")
+    style = paragraph.style
+    for _ in range(10):  # styles inherit from base styles; a loop in a damaged file must end
+        if outline is not None:
+            break
+        if style is None:
+            return 0
+        if heading := _HEADING_STYLE.match(style.name or ""):
+            return int(heading.group(1))
+        outline = style.element.find(f"{{{_W}}}pPr/{{{_W}}}outlineLvl")
+        style = style.base_style
+    if outline is None:
+        return 0
+    value = int(outline.get(f"{{{_W}}}val", "9"))
+    return value + 1 if value < 9 else 0  # 9 is Word's "body text"
 
 
 def _is_toc_block(element) -> bool:

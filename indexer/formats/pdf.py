@@ -30,6 +30,8 @@ from indexer.formats.layout import (
 _LINE_END_HYPHEN = "\ufffe"
 _BEFORE_FOOTNOTE = set(".,;:!?)]\"'’”")
 _OCR_DPI = 300
+# A page with an image and hardly any text (none, or a stamped page number) is a scan.
+_SCAN_MAX_CHARS = 20
 _MIN_OUTLINE_MATCH = 0.5  # below this share of outline entries found, font sizes find headings
 _JUNK_TITLE = re.compile(r"^(?:untitled|microsoft word - .*|document\d*|\s*)$", re.IGNORECASE)
 
@@ -79,17 +81,18 @@ def _open(file: Path):
 
 
 def _read_lines(document, reader: Callable | None) -> tuple[list[list[Line]], list[int]]:
-    """Every page's lines, and the pages that had no text layer (read by `reader` if given)."""
+    """Every page's lines, and the pages that had no text layer (read by `reader` if given; a
+    scan's few printed characters, such as a stamped page number, are read again by OCR)."""
     pages: list[list[Line]] = []
     scanned: list[int] = []
     for index in range(len(document)):
         page = document[index]
         lines = page_lines(page)
-        if not lines and _has_images(page):
+        if sum(len(line.text) for line in lines) < _SCAN_MAX_CHARS and _has_images(page):
             scanned.append(index)
             if reader is not None:
                 scale = _OCR_DPI / 72
-                lines = reader(page.render(scale=scale).to_pil(), scale)
+                lines = reader(page.render(scale=scale).to_pil(), scale) or lines
         pages.append(lines)
     return pages, scanned
 

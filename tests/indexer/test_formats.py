@@ -35,13 +35,17 @@ def test_docx_heading_styles_tables_and_title(tmp_path):
     document.add_paragraph("Run the installer and follow the prompts.")
     document.add_heading("On Linux", level=2)
     document.add_paragraph("Use the package manager.")
+    house = document.styles.add_style("House Heading", WD_STYLE_TYPE.PARAGRAPH)
+    house.base_style = document.styles["Heading 3"]
+    document.add_paragraph("On Debian", style="House Heading")
+    document.add_paragraph("Run apt-get install widget.")
     table = document.add_table(rows=2, cols=2)
     table.cell(0, 0).text, table.cell(0, 1).text = "Option", "Default"
     table.cell(1, 0).text, table.cell(1, 1).text = "timeout", "30 seconds"
     document.save(tmp_path / "handbook.docx")
     read = _only(tmp_path)
     assert read.title == "Widget Handbook" and read.pages == ()
-    assert _headings(read) == [("Installing", 1), ("On Linux", 2)]
+    assert _headings(read) == [("Installing", 1), ("On Linux", 2), ("On Debian", 3)]
     assert "Run the installer and follow the prompts." in read.text and "timeout \t 30 seconds" in read.text
     assert "Contents" not in read.text and "\t3" not in read.text  # the generated contents
 

@@ -191,6 +191,24 @@ def test_an_image_only_pdf_is_read_by_ocr_with_a_note(tmp_path):
     assert document.pages == (0,)
     assert [(n.path, n.message) for n in loaded.notes] == [("scan.pdf", "1 of 1 pages read by OCR")]
 
+    # A text page, then a scanned one with a stamped page number: only the scan is read by OCR.
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(tmp_path / "mixed.pdf"), pagesize=(612, 792))
+    pdf.drawString(72, 720, "Typed pages need no OCR at all.")
+    pdf.showPage()
+    pdf.drawImage(ImageReader(image), 0, 0, 612, 792)
+    pdf.drawString(300, 20, "2")
+    pdf.showPage()
+    pdf.save()
+    loaded = load_paths([tmp_path / "mixed.pdf"])
+    [document] = loaded.documents
+    second = normalise(document.text[document.pages[1] :]).text
+    assert document.text.startswith("Typed pages need no OCR at all.\n\n")
+    assert "Scanned pages keep their words." in second and "quick brown fox" in second
+    assert [n.message for n in loaded.notes] == ["1 of 2 pages read by OCR"]
+
 
 def test_an_image_only_pdf_without_ocr_is_skipped_with_the_fix(tmp_path, monkeypatch):
     from PIL import Image
