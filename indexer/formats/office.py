@@ -120,6 +120,8 @@ def read_pptx(file: Path) -> Extracted:
             for shape in sorted(_shapes(slide.shapes), key=lambda s: (s.top or 0, s.left or 0)):
                 if title_shape is not None and shape.shape_id == title_shape.shape_id:
                     continue
+                if _is_slide_furniture(shape):
+                    continue
                 if shape.has_text_frame:
                     for paragraph in shape.text_frame.paragraphs:
                         builder.paragraph("".join(run.text for run in paragraph.runs) or paragraph.text)
@@ -135,6 +137,15 @@ def read_pptx(file: Path) -> Extracted:
     except Exception as error:  # noqa: BLE001 - python-pptx raises many kinds on a damaged package
         raise ValueError(f"not a readable .pptx file ({type(error).__name__}: {error})") from None
     return builder.build(title)
+
+
+def _is_slide_furniture(shape) -> bool:
+    """A slide's footer, number or date: the same on every slide, like a PDF's running footer."""
+    from pptx.enum.shapes import PP_PLACEHOLDER
+
+    if not shape.is_placeholder:
+        return False
+    return shape.placeholder_format.type in {PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.SLIDE_NUMBER, PP_PLACEHOLDER.DATE}
 
 
 def _shapes(shapes) -> Iterator:

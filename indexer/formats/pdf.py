@@ -182,6 +182,8 @@ def page_lines(page) -> list[Line]:
             text = "".join(chr(raw.FPDFText_GetUnicode(textpage.raw, i) or 32) for i in range(count))
         height = page.get_height()
         x, y = ctypes.c_double(), ctypes.c_double()
+        x_ref, y_ref = ctypes.byref(x), ctypes.byref(y)
+        origin, font_size, handle = raw.FPDFText_GetCharOrigin, raw.FPDFText_GetFontSize, textpage.raw
         chars: list[tuple[str, int, float, float]] = []  # (char, index, baseline from top, size)
         lines: list[Line] = []
         for i, ch in enumerate(text):
@@ -190,9 +192,11 @@ def page_lines(page) -> list[Line]:
                     chars.append(("-", i, chars[-1][2] if chars else 0.0, chars[-1][3] if chars else 0.0))
                 lines.extend(_line(chars))
                 chars = []
-                continue
-            raw.FPDFText_GetCharOrigin(textpage.raw, i, ctypes.byref(x), ctypes.byref(y))
-            chars.append((ch, i, height - y.value, raw.FPDFText_GetFontSize(textpage.raw, i)))
+            elif ch == " ":
+                chars.append((ch, i, 0.0, 0.0))  # a space's place and size are never used
+            else:
+                origin(handle, i, x_ref, y_ref)
+                chars.append((ch, i, height - y.value, font_size(handle, i)))
         lines.extend(_line(chars))
         return lines
     finally:

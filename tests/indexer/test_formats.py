@@ -59,6 +59,9 @@ def test_pptx_slides_are_pages_and_their_titles_headings(tmp_path):
         slide = deck.slides.add_slide(deck.slide_layouts[1])
         slide.shapes.title.text = title
         slide.placeholders[1].text_frame.text = body
+        footer = next(p for p in slide.slide_layout.placeholders if p.placeholder_format.idx == 11)
+        slide.shapes.clone_placeholder(footer)
+        slide.placeholders[11].text_frame.text = "Acme Confidential"  # furniture, as in a PDF
     slide = deck.slides.add_slide(deck.slide_layouts[6])  # blank: a text box, no title
     slide.shapes.add_textbox(Inches(1), Inches(1), Inches(4), Inches(1)).text_frame.text = "Questions welcome."
     deck.slides[0].notes_slide.notes_text_frame.text = "Mention the new office."
