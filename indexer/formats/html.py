@@ -128,7 +128,9 @@ def _is_furniture(element, tag: str) -> bool:
     if attrib.get("role", "").lower() in _FURNITURE_ROLES:
         return True
     if tag in {"header", "footer"} and not _inside_content(element):
-        return True  # the site's header and footer; an article's own header holds its title
+        # The site's header and footer; an article's own header holds its title, and a page
+        # without <main> or <article> may keep its title in the site header.
+        return tag == "footer" or not element.xpath(".//h1")
     tokens = (attrib.get("class", "") + " " + attrib.get("id", "")).split()
     if any(_FURNITURE_TOKEN.match(token) for token in tokens):
         return not element.xpath(".//h1")  # a "page-header" that holds the title is content
