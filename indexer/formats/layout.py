@@ -278,6 +278,23 @@ def size_headings(pages: Sequence[Sequence[Line]], drop: set[Key], body: float) 
     return {key: (min(6, sizes.index(round(size * 2) / 2) + 1), count, 0) for key, count, size in spans}
 
 
+def deeper_headings(
+    pages: Sequence[Sequence[Line]], outline: dict[Key, Spot], by_size: dict[Key, Spot]
+) -> dict[Key, Spot]:
+    """The outline's headings plus those an outline too shallow leaves out: lines set larger
+    than the body but smaller than every heading the outline names, one level below its deepest."""
+    sizes = [pages[p][i].size for p, i in outline]
+    if not sizes:
+        return dict(outline)
+    smallest, deepest = min(sizes), max(level for level, _, _ in outline.values())
+    merged = dict(outline)
+    covered = {(p, i + k) for (p, i), (_, count, _) in outline.items() for k in range(count)}
+    for (p, i), (_, count, _) in by_size.items():
+        if pages[p][i].size < smallest - 0.3 and not any((p, i + k) in covered for k in range(count)):
+            merged[(p, i)] = (deepest + 1, count, 0)
+    return merged
+
+
 def _heading_like(line: Line, body: float) -> bool:
     text = line.text.strip()
     return (

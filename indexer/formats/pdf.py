@@ -17,6 +17,7 @@ from indexer.formats.layout import (
     Line,
     OutlineItem,
     body_size,
+    deeper_headings,
     furniture,
     leader_runs,
     median,
@@ -115,8 +116,11 @@ def _assemble(pages, outline, title, notes, trace: Trace | None) -> Extracted:
         if p in references:
             drop.update((p, i) for i in range(len(lines)))
     headings = outline_headings(pages, outline, drop)
+    by_size = size_headings(pages, drop, body_size(pages))
     if len(headings) < _MIN_OUTLINE_MATCH * len(outline) or not outline:
-        headings = size_headings(pages, drop, body_size(pages))
+        headings = by_size
+    else:
+        headings = deeper_headings(pages, headings, by_size)
     builder = TextBuilder()
     for p, lines in enumerate(pages):
         builder.new_page()

@@ -292,3 +292,22 @@ def test_outline_titles_found_on_wrapped_and_run_in_lines():
         "}\n\n2.1.8 Lazy arguments\n\nArguments are evaluated late.\n\nTranspose\n\n"
         "Shorthand notation for scan=yx.\nTranspose again, in a sentence: not a heading."
     )
+
+
+def test_a_shallow_outline_is_deepened_by_font_sizes():
+    from indexer.formats.layout import OutlineItem
+
+    page = [
+        Line("1 Installing", 100, 16),
+        Line("Widgets install from packages on every system we know of.", 130, 10),
+        Line("1.1 On Debian", 160, 12),
+        Line("Run apt-get install widget, then start it.", 190, 10),
+        Line("Big words in a figure are larger than the chapter title", 400, 20),
+    ]
+    extracted = assemble(
+        [page, _lines("More body text on the next page of the manual.")], [OutlineItem("Installing", 1, 0)]
+    )
+    assert [(extracted.text[h.start : h.end], h.level) for h in extracted.headings] == [
+        ("1 Installing", 1),
+        ("1.1 On Debian", 2),
+    ]
