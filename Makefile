@@ -6,9 +6,9 @@ INDEX := .cite/index
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test index bench eval clean browser
+.PHONY: install run test index bench eval clean browser ocr
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed ocr
 
 # torch first, from the CPU wheel: otherwise pip resolves a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -31,6 +31,12 @@ test: install browser
 # Debian's Chromium drives the UI tests (playwright's own browser download cannot work offline).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# Debian's tesseract-ocr reads scanned PDF pages (pages without a text layer); without it cite
+# indexes the rest and says which pages it could not read.
+ocr:
+	@command -v tesseract >/dev/null || { apt-get update -qq && apt-get install -y -qq tesseract-ocr; } \
+		|| echo "cite: could not install tesseract-ocr; scanned PDF pages will not be read"
 
 eval: install
 	$(BIN)/cite eval
