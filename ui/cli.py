@@ -132,6 +132,8 @@ def _index(args: argparse.Namespace) -> int:
     loaded = load_paths(paths)
     for skipped in loaded.skipped:
         print(f"cite: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    for note in loaded.notes:  # e.g. pages read by OCR: worth knowing, not an error
+        print(f"cite: {note.path}: {note.message}", file=sys.stderr)
     split = SplitSettings(
         max_chars=SplitSettings.max_chars if args.max_chars is None else args.max_chars,
         passage_vectors="sentence-mean" if args.fast else "passage",
@@ -250,12 +252,13 @@ def _ask(args: argparse.Namespace) -> int:
 def _format_hits(hits: Any, texts: dict[str, str] | None = None) -> str:
     """Each passage's place and scores, then the sentence that best matches (given the
     documents' texts) or the start of the passage."""
-    from ui.render import sentence_text
+    from ui.render import place, sentence_text
 
     lines = []
     for rank, hit in enumerate(hits, start=1):
         scores = "  ".join(f"{name} {value:.3f}" for name, value in hit.scores.items())
-        lines.append(f"{rank:>2}. {hit.passage.doc}:{hit.passage.start}-{hit.passage.end}  ({scores})")
+        p = hit.passage
+        lines.append(f"{rank:>2}. {place(p.doc, p.start, p.end, p.page, p.section)}  ({scores})")
         if texts and hit.sentence and hit.passage.doc in texts:
             start, end = hit.sentence
             lines.append(
@@ -274,10 +277,12 @@ def format_answer(answer: Any) -> str:
             _format_hits(answer.hits[:3]) or "  (none)",
         ]
         return "\n".join(lines)
+    from ui.render import place
+
     lines = [answer.text, "", "Sources:"]
-    for citation in answer.citations:
-        quote = " ".join(citation.quote.split())
-        lines.append(f'[{citation.n}] {citation.doc}:{citation.start}-{citation.end}  "{_clip(quote, 200)}"')
+    for c in answer.citations:
+        quote = " ".join(c.quote.split())
+        lines.append(f'[{c.n}] {place(c.doc, c.start, c.end, c.page, c.section)}  "{_clip(quote, 200)}"')
     unsupported = [claim for claim in answer.claims if not claim.supported]
     for claim in unsupported:
         lines.append(f"⚠ not supported by its citation (support {claim.support:.2f}): {_clip(claim.text, 160)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from html import escape
 
+from core.layout import SECTION_SEPARATOR
 from core.text import normalise
 from core.types import Answer, Citation, Document, Hit
 
@@ -22,8 +23,22 @@ def scores_line(scores: dict[str, float], support: float | None = None) -> str:
     return f'<div class="scores">{" · ".join(parts)}</div>'
 
 
-def location(doc: str, start: int, end: int) -> str:
-    return f"{escape(doc)} · chars {start:,}–{end:,}"
+def place(doc: str, start: int, end: int, page: int | None = None, section: str = "") -> str:
+    """Where a span is, as a reader cites it: `manual.pdf p. 10, §2.1.8 Lazy arguments`, then
+    the exact characters; a document without pages or headings gives its name and characters."""
+    parts = [doc] + ([f"p. {page}"] if page else []) + ([f"§{section_title(section)}"] if section else [])
+    return f"{parts[0]} {', '.join(parts[1:])} [{start}-{end}]" if len(parts) > 1 else f"{doc}:{start}-{end}"
+
+
+def section_title(section: str, limit: int = 60) -> str:
+    """The innermost heading of a section path, clipped."""
+    title = section.rsplit(SECTION_SEPARATOR, 1)[-1]
+    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+
+
+def location(doc: str, start: int, end: int, page: int | None = None, section: str = "") -> str:
+    where = "".join([f" · p. {page}" if page else "", f" · §{escape(section_title(section))}" if section else ""])
+    return f"{escape(doc)}{where} · chars {start:,}–{end:,}"
 
 
 def chat_message(answer: Answer) -> str:
@@ -61,7 +76,7 @@ def sources_panel(answer: Answer | None) -> str:
         cards.append(
             f'<div class="card" id="source-{citation.n}">'
             f'<div class="card-head"><span class="marker">[{citation.n}]</span> '
-            f"{location(citation.doc, citation.start, citation.end)}</div>"
+            f"{location(citation.doc, citation.start, citation.end, citation.page, citation.section)}</div>"
             f'<div class="passage">{context}</div>{scores}</div>'
         )
     return "".join(cards)
@@ -109,7 +124,7 @@ def _hit_card(hit: Hit, rank: int, texts: Mapping[str, str] | None = None) -> st
         body = escape(passage.text)
     return (
         f'<div class="card"><div class="card-head"><span class="marker">#{rank}</span> '
-        f"{location(passage.doc, passage.start, passage.end)}</div>"
+        f"{location(passage.doc, passage.start, passage.end, passage.page, passage.section)}</div>"
         f'<div class="passage">{body}</div>{scores_line(hit.scores)}</div>'
     )
 
