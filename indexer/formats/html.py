@@ -31,6 +31,7 @@ _FURNITURE_TOKEN = re.compile(
     r"searchmenu|skip|skiplink|related|headerlink|pagination|pager|cookies?|share|social)(?:[-_].*)?$",
     re.IGNORECASE,
 )
+_ADMONITION = {"note", "tip", "warning", "caution", "important", "admonition", "hint", "attention", "danger"}
 _SPACE = re.compile(r"\s+")
 
 
@@ -137,6 +138,15 @@ def _is_furniture(element, tag: str) -> bool:
     return False
 
 
+def _in_admonition(element) -> bool:
+    """A "Note" or "Warning" box's title is not a section of the document (PostgreSQL, Sphinx)."""
+    return any(
+        _ADMONITION.intersection((a.get("class") or "").lower().split())
+        for a in element.iterancestors()
+        if a.tag in {"div", "aside", "section", "blockquote"}
+    )
+
+
 def _inside_content(element) -> bool:
     return any(
         a.tag in {"article", "main", "section"} or a.attrib.get("role") == "main" for a in element.iterancestors()
@@ -183,7 +193,7 @@ def _walk(element, out: _Collector, top: bool = False) -> None:
         out.flush(pre=True)
     elif tag in _HEADING:
         out.flush()
-        out.level = _HEADING[tag]
+        out.level = 0 if _in_admonition(element) else _HEADING[tag]
         out.add(element.text)
         for child in element:
             _walk(child, out)
