@@ -67,8 +67,9 @@ def parse_html(html: str | bytes) -> HtmlPage:
     except (etree.ParserError, ValueError) as error:
         raise ValueError(f"not readable HTML ({error})") from None
     title = _SPACE.sub(" ", " ".join(root.xpath("//title//text()"))).strip()
-    collector = _Collector()
-    _walk(_main_element(root), collector, top=True)
+    main = _main_element(root)
+    collector = _Collector(len(main.text_content()))
+    _walk(main, collector, top=True)
     collector.flush()
     return HtmlPage(title, tuple(collector.blocks))
 
@@ -118,7 +119,7 @@ def _main_element(root):
     return body if body is not None else root
 
 
-def _is_furniture(element, tag: str) -> bool:
+def _is_furniture(element, tag: str, page_chars: int) -> bool:
     if tag in _NEVER:
         return True
     attrib = element.attrib
@@ -134,7 +135,9 @@ def _is_furniture(element, tag: str) -> bool:
         return tag == "footer" or not element.xpath(".//h1")
     tokens = (attrib.get("class", "") + " " + attrib.get("id", "")).split()
     if any(_FURNITURE_TOKEN.match(token) for token in tokens):
-        return not element.xpath(".//h1")  # a "page-header" that holds the title is content
+        # A "page-header" that holds the title is content, and so is a wrapper of most of the
+        # page ("layout-with-sidebar").
+        return not element.xpath(".//h1") and len(element.text_content()) < page_chars / 2
     return False
 
 
@@ -156,7 +159,8 @@ def _inside_content(element) -> bool:
 class _Collector:
     """Inline text gathered until a block boundary."""
 
-    def __init__(self) -> None:
+    def __init__(self, page_chars: int) -> None:
+        self.page_chars = page_chars  # how much text the whole main element holds
         self.blocks: list[Block] = []
         self._inline: list[str] = []
         self.level = 0
@@ -182,7 +186,7 @@ def _walk(element, out: _Collector, top: bool = False) -> None:
     if not tag:  # a comment or processing instruction: only its tail is text
         out.add(element.tail)
         return
-    if not top and _is_furniture(element, tag):
+    if not top and _is_furniture(element, tag, out.page_chars):
         out.add(element.tail)
         return
     if tag == "br":

@@ -184,6 +184,16 @@ def test_html_main_content_headings_and_title(tmp_path):
     assert _headings(read) == [("Joins", 1), ("Outer joins", 2)]
 
 
+def test_a_wrapper_named_like_furniture_keeps_the_page(tmp_path):
+    (tmp_path / "page.html").write_text(
+        "<html><body><div class='layout-with-sidebar'><div class='sidebar'>Links</div>"
+        "<div><h2>Setup</h2><p>Install the package, then run it once to create its settings.</p></div>"
+        "</div></body></html>",
+        encoding="utf-8",
+    )
+    assert _only(tmp_path).text == "Setup\n\nInstall the package, then run it once to create its settings."
+
+
 def test_blocks_repeated_across_a_folders_pages_are_dropped(tmp_path):
     menu = "<div class='top'><p>Small. Fast. Reliable. Choose any three.</p><p>Home About Documentation</p></div>"
     for n, topic in enumerate(["indexes", "triggers", "views", "vacuum"]):
