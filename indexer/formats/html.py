@@ -31,6 +31,7 @@ _FURNITURE_TOKEN = re.compile(
     r"searchmenu|skip|skiplink|related|headerlink|pagination|pager|cookies?|share|social)(?:[-_].*)?$",
     re.IGNORECASE,
 )
+_ADMONITION = {"note", "tip", "warning", "caution", "important", "admonition", "hint", "attention", "danger"}
 _SPACE = re.compile(r"\s+")
 
 
@@ -66,8 +67,9 @@ def parse_html(html: str | bytes) -> HtmlPage:
     except (etree.ParserError, ValueError) as error:
         raise ValueError(f"not readable HTML ({error})") from None
     title = _SPACE.sub(" ", " ".join(root.xpath("//title//text()"))).strip()
-    collector = _Collector()
-    _walk(_main_element(root), collector, top=True)
+    main = _main_element(root)
+    collector = _Collector(len(main.text_content()))
+    _walk(main, collector, top=True)
     collector.flush()
     return HtmlPage(title, tuple(collector.blocks))
 
@@ -117,7 +119,7 @@ def _main_element(root):
     return body if body is not None else root
 
 
-def _is_furniture(element, tag: str) -> bool:
+def _is_furniture(element, tag: str, page_chars: int) -> bool:
     if tag in _NEVER:
         return True
     attrib = element.attrib
@@ -133,8 +135,19 @@ def _is_furniture(element, tag: str) -> bool:
         return tag == "footer" or not element.xpath(".//h1")
     tokens = (attrib.get("class", "") + " " + attrib.get("id", "")).split()
     if any(_FURNITURE_TOKEN.match(token) for token in tokens):
-        return not element.xpath(".//h1")  # a "page-header" that holds the title is content
+        # A "page-header" that holds the title is content, and so is a wrapper of most of the
+        # page ("layout-with-sidebar").
+        return not element.xpath(".//h1") and len(element.text_content()) < page_chars / 2
     return False
+
+
+def _in_admonition(element) -> bool:
+    """A "Note" or "Warning" box's title is not a section of the document (PostgreSQL, Sphinx)."""
+    return any(
+        _ADMONITION.intersection((a.get("class") or "").lower().split())
+        for a in element.iterancestors()
+        if a.tag in {"div", "aside", "section", "blockquote"}
+    )
 
 
 def _inside_content(element) -> bool:
@@ -146,7 +159,8 @@ def _inside_content(element) -> bool:
 class _Collector:
     """Inline text gathered until a block boundary."""
 
-    def __init__(self) -> None:
+    def __init__(self, page_chars: int) -> None:
+        self.page_chars = page_chars  # how much text the whole main element holds
         self.blocks: list[Block] = []
         self._inline: list[str] = []
         self.level = 0
@@ -172,7 +186,7 @@ def _walk(element, out: _Collector, top: bool = False) -> None:
     if not tag:  # a comment or processing instruction: only its tail is text
         out.add(element.tail)
         return
-    if not top and _is_furniture(element, tag):
+    if not top and _is_furniture(element, tag, out.page_chars):
         out.add(element.tail)
         return
     if tag == "br":
@@ -183,7 +197,7 @@ def _walk(element, out: _Collector, top: bool = False) -> None:
         out.flush(pre=True)
     elif tag in _HEADING:
         out.flush()
-        out.level = _HEADING[tag]
+        out.level = 0 if _in_admonition(element) else _HEADING[tag]
         out.add(element.text)
         for child in element:
             _walk(child, out)

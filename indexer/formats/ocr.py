@@ -3,6 +3,7 @@ positions, so scanned pages go through the same layout rules as a text layer."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -34,6 +35,9 @@ def read_image(image, scale: float = 1.0, language: str = "eng") -> list[Line]:
                 text=True,
                 timeout=_TIMEOUT_S,
                 check=False,
+                # Tesseract's own threads cost more than they give on a busy machine (26 s -> 8 s a
+                # page measured on two shared cores); pages are many, so one thread each.
+                env={**os.environ, "OMP_THREAD_LIMIT": "1"},
             )
         except (OSError, subprocess.TimeoutExpired) as error:
             raise ValueError(f"OCR failed ({error})") from None

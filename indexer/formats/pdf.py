@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import re
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,33 +35,38 @@ _OCR_DPI = 300
 # A page with an image and hardly any text (none, or a stamped page number) is a scan.
 _SCAN_MAX_CHARS = 20
 _MIN_OUTLINE_MATCH = 0.5  # below this share of outline entries found, font sizes find headings
+# PDFium is not thread-safe, and the UI renders pages while uploads are read: one caller at a time.
+_PDFIUM_LOCK = threading.RLock()
 _JUNK_TITLE = re.compile(r"^(?:untitled|microsoft word - .*|document\d*|\s*)$", re.IGNORECASE)
 
 
 def read_pdf(file: Path, ocr: Callable | None = None) -> Extracted:
-    """Reads a PDF; `ocr(image) -> list[Line]` reads pages without a text layer (default: tesseract
-    when installed).
+    """Reads a PDF; `ocr(image, scale) -> list[Line]` reads pages without a text layer, rendered
+    at `scale` pixels per point (default: tesseract when installed).
 
     Raises:
         ValueError: the file is not a readable PDF, is encrypted, or has no text at all.
     """
-    document = _open(file)
-    try:
-        reader = ocr or _default_ocr()
-        pages, scanned = _read_lines(document, reader)
-        outline = _outline(document)
-        title = _metadata_title(document)
-    finally:
-        document.close()
-    notes = ()
-    if scanned:
-        how = "read by OCR" if reader is not None else "have no text layer and were not read (install tesseract-ocr)"
-        notes = (f"{len(scanned)} of {len(pages)} pages {how}",)
+    reader = ocr or _default_ocr()
+    with _PDFIUM_LOCK:
+        document = _open(file)
+        try:
+            pages, scanned, failed = _read_lines(document, reader)
+            outline = _outline(document)
+            title = _metadata_title(document)
+        finally:
+            document.close()
+    notes: tuple[str, ...] = ()
+    if scanned and reader is None:
+        notes = (f"{len(scanned)} of {len(pages)} pages have no text layer and were not read (install tesseract-ocr)",)
+    elif len(scanned) > len(failed):
+        notes = (f"{len(scanned) - len(failed)} of {len(pages)} pages read by OCR",)
+    notes += tuple(f"page {n}: {reason}" for n, reason in failed)
     extracted = assemble(pages, outline, title, notes)
     if not extracted.text.strip():
         if scanned and reader is None:
             raise ValueError("a scanned PDF without a text layer; install tesseract-ocr to read it by OCR")
-        raise ValueError("empty: no text to index")
+        raise ValueError("empty: no text to index" + (f" ({failed[0][1]})" if failed else ""))
     return extracted
 
 
@@ -81,11 +87,13 @@ def _open(file: Path):
         raise ValueError(f"not a readable PDF ({error})") from None
 
 
-def _read_lines(document, reader: Callable | None) -> tuple[list[list[Line]], list[int]]:
-    """Every page's lines, and the pages that had no text layer (read by `reader` if given; a
-    scan's few printed characters, such as a stamped page number, are read again by OCR)."""
+def _read_lines(document, reader: Callable | None) -> tuple[list[list[Line]], list[int], list[tuple[int, str]]]:
+    """Every page's lines; the pages that had no text layer (read by `reader` if given; a scan's
+    few printed characters, such as a stamped page number, are read again by OCR); and the
+    pages (1-based) OCR failed on, with why."""
     pages: list[list[Line]] = []
     scanned: list[int] = []
+    failed: list[tuple[int, str]] = []
     for index in range(len(document)):
         page = document[index]
         lines = page_lines(page)
@@ -93,9 +101,12 @@ def _read_lines(document, reader: Callable | None) -> tuple[list[list[Line]], li
             scanned.append(index)
             if reader is not None:
                 scale = _OCR_DPI / 72
-                lines = reader(page.render(scale=scale).to_pil(), scale) or lines
+                try:
+                    lines = reader(page.render(scale=scale).to_pil(), scale) or lines
+                except ValueError as error:  # one unreadable scan does not cost the rest
+                    failed.append((index + 1, str(error)))
         pages.append(lines)
-    return pages, scanned
+    return pages, scanned, failed
 
 
 def assemble(
@@ -279,6 +290,11 @@ def page_image(file: Path, page: int, span: tuple[int, int] | None = None, text:
     Raises:
         ValueError: not a readable PDF, or no such page.
     """
+    with _PDFIUM_LOCK:
+        return _page_image(file, page, span, text, scale)
+
+
+def _page_image(file: Path, page: int, span: tuple[int, int] | None, text: str | None, scale: float):
     from PIL import Image, ImageDraw
 
     document = _open(file)
@@ -307,7 +323,7 @@ def _traced(path: str, mtime_ns: int, size: int) -> tuple[str, Trace]:
     one document's pages one after another pays for reading it once)."""
     document = _open(Path(path))
     try:
-        pages, _ = _read_lines(document, _default_ocr())
+        pages, _, _ = _read_lines(document, _default_ocr())
         trace: Trace = []
         return _assemble(pages, _outline(document), "", (), trace).text, trace
     finally:

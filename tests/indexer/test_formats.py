@@ -169,7 +169,8 @@ def test_html_main_content_headings_and_title(tmp_path):
         "<nav class='breadcrumbs'>Docs &gt; Queries</nav><div class='sidebar'>Menu item</div>"
         "<main><article><header><h1>Joins<a class='headerlink' href='#j'>¶</a></h1></header>"
         "<p>A join combines <b>rows</b> of two tables.<br>Each pair is tested.</p>"
-        "<h2>Outer joins</h2><pre>SELECT *\n  FROM a LEFT JOIN b;</pre>"
+        "<h2>Outer joins</h2><div class='note'><h3 class='title'>Note</h3><p>Rows may repeat.</p></div>"
+        "<pre>SELECT *\n  FROM a LEFT JOIN b;</pre>"
         "<table><tr><th>Kind</th><td>Rows kept</td></tr></table></article></main>"
         "<footer>Copyright 2024</footer><script>track()</script></body></html>",
         encoding="utf-8",
@@ -178,9 +179,19 @@ def test_html_main_content_headings_and_title(tmp_path):
     assert read.title == "Joins | DB Manual"
     assert read.text == (
         "Joins\n\nA join combines rows of two tables.\nEach pair is tested.\n\nOuter joins\n\n"
-        "SELECT *\n  FROM a LEFT JOIN b;\n\nKind Rows kept"
+        "Note\n\nRows may repeat.\n\nSELECT *\n  FROM a LEFT JOIN b;\n\nKind Rows kept"
     )
     assert _headings(read) == [("Joins", 1), ("Outer joins", 2)]
+
+
+def test_a_wrapper_named_like_furniture_keeps_the_page(tmp_path):
+    (tmp_path / "page.html").write_text(
+        "<html><body><div class='layout-with-sidebar'><div class='sidebar'>Links</div>"
+        "<div><h2>Setup</h2><p>Install the package, then run it once to create its settings.</p></div>"
+        "</div></body></html>",
+        encoding="utf-8",
+    )
+    assert _only(tmp_path).text == "Setup\n\nInstall the package, then run it once to create its settings."
 
 
 def test_blocks_repeated_across_a_folders_pages_are_dropped(tmp_path):

@@ -311,3 +311,23 @@ def test_a_shallow_outline_is_deepened_by_font_sizes():
         ("1 Installing", 1),
         ("1.1 On Debian", 2),
     ]
+
+
+def test_a_failing_ocr_costs_only_its_page(tmp_path):
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(tmp_path / "mixed.pdf"), pagesize=(612, 792))
+    pdf.drawString(72, 720, "Typed pages need no OCR at all.")
+    pdf.showPage()
+    pdf.drawImage(ImageReader(Image.new("RGB", (300, 400), "white")), 0, 0, 612, 792)
+    pdf.showPage()
+    pdf.save()
+
+    def failing(image, scale):
+        raise ValueError("OCR failed (tesseract crashed)")
+
+    extracted = read_pdf(tmp_path / "mixed.pdf", ocr=failing)
+    assert extracted.text == "Typed pages need no OCR at all." and len(extracted.pages) == 2
+    assert extracted.notes == ("page 2: OCR failed (tesseract crashed)",)
