@@ -6,7 +6,7 @@ INDEX := .cite/index
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test index bench eval clean browser ocr
+.PHONY: install run test index bench eval eval-realdocs clean browser ocr
 
 install: $(VENV)/.installed ocr
 
@@ -40,6 +40,14 @@ ocr:
 
 eval: install
 	$(BIN)/cite eval
+
+# The real-documents set: Debian's gnuplot and amsmath PDF manuals and PostgreSQL's HTML
+# tutorial (installed by apt, not committed), 349 questions; held-out figures with --split test.
+REALDOCS := .cite/realdocs
+eval-realdocs: install
+	bash eval/realdocs/setup.sh $(REALDOCS)
+	$(BIN)/cite index $(REALDOCS) --index .cite/realdocs-index
+	$(BIN)/cite eval --questions eval/realdocs/questions.jsonl --index .cite/realdocs-index --split test
 
 # Speed against the LangChain quickstart recipe, and a load test of the UI's HTTP API.
 bench: install
