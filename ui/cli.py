@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("question", nargs="?", help="the question (or use --batch)")
         command.add_argument("--batch", type=Path, help='JSONL file of {"id", "question"} lines')
-        command.add_argument("--k", type=int, default=10, help="passages to return (default 10)")
+        command.add_argument("--k", type=_k, default=10, help="passages to return, 1 to 100 (default 10)")
         command.add_argument("--json", action="store_true", help="print JSON")
         _index_option(command)
         command.set_defaults(run=run)
@@ -198,9 +198,25 @@ def _questions(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
 
 def _checked(questions: Iterator[tuple[Any, str]]) -> list[tuple[Any, str]]:
     """All questions read and checked before any model loads: bad input fails fast."""
-    from retriever.search import check_question
+    from ui import validate
 
-    return [(qid, check_question(question)) for qid, question in questions]
+    checked = []
+    for qid, question in questions:
+        try:
+            checked.append((qid, validate.question(question)))
+        except CiteError as error:
+            raise type(error)(str(error) if qid is None else f"question {qid}: {error}") from None
+    return checked
+
+
+def _k(text: str) -> int:
+    """--k's parser: validate.k's range and message, as argparse's own error."""
+    from ui import validate
+
+    try:
+        return validate.k(int(text) if text.strip().lstrip("+-").isdigit() else text)
+    except validate.BadInput as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _engine(args: argparse.Namespace):

@@ -170,3 +170,32 @@ def test_real_model_answer_opens_the_cited_sentence_in_its_document(seed_index, 
     found = web.show_results(backend, "Nine countries signed the original treaty", 5)
     assert found["hits"][0]["doc"] == "004_9fdd055095dae421.txt"
     assert "Nine countries signed" in web.open_result(backend, "1", found["hits"])["document"]
+
+
+def test_gradio_chat_history_with_text_parts_makes_a_follow_up(backend):
+    """Gradio 6's Chatbot sends each message's content as a list of text parts."""
+    parts = [{"role": "user", "content": [{"type": "text", "text": "Tell me about the Volga."}]}]
+    out = web.respond(backend, "Where does it flow?", parts)
+    expected = backend.engine().ask("Where does it flow?", history=["Tell me about the Volga."])
+    assert out["answer"] == answer_json(expected)
+
+
+@pytest.mark.parametrize("k,shown_k", [(-3, "-3"), (0, "0"), (100000, "100000"), (2.5, "2.5")])
+def test_a_bad_k_is_refused_in_the_page(backend, k, shown_k):
+    failed = web.show_results(backend, CASPIAN, k)
+    assert shown(failed["error"]) == f"⚠ k must be a whole number from 1 to 100, not {shown_k}."
+    assert failed["hits"] == []
+
+
+def test_an_over_long_question_or_history_is_refused_in_the_page(backend):
+    assert "at most 2,000" in shown(web.respond(backend, "x" * 200_000, [])["error"])
+    assert "at most 100" in shown(web.respond(backend, CASPIAN, ["q"] * 101)["error"])
+    assert "at most 2,000" in shown(web.show_results(backend, "x" * 3000, 5)["error"])
+
+
+def test_a_bad_upload_is_refused_before_it_is_read(backend, tmp_path):
+    exe = tmp_path / "tool.exe"
+    exe.write_bytes(b"MZ")
+    message = shown(web.add_files(backend, [str(exe)])["status"])
+    assert "tool.exe is not a type cite reads" in message and str(tmp_path) not in message
+    assert "Choose one or more files" in shown(web.add_files(backend, [])["status"])
