@@ -118,7 +118,7 @@ class Backend:
             if self._engine is None:
                 if current_version(self.root) is None:
                     raise IndexMissing(
-                        f"No index at {self.root} yet: add documents in the Documents tab, or run `cite index`."
+                        "No index yet: add documents in the Documents tab, or run `cite index --index FOLDER`."
                     )
                 self._engine = Engine(self.root, self.embedder, self.settings, chat_model_from_env())
             return self._engine

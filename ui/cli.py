@@ -361,8 +361,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
     from eval.report import REPORTS
 
-    auth = ("cite", args.password) if args.password else None
-    serve(args.index, host=args.host, port=args.port, auth=auth, reports=args.report_dir or REPORTS)
+    serve(
+        args.index, host=args.host, port=args.port, password=args.password or None, reports=args.report_dir or REPORTS
+    )
     return 0
 
 

@@ -452,15 +452,26 @@ def serve(
     root: Path,
     host: str = "127.0.0.1",
     port: int = 7860,
-    auth: tuple[str, str] | None = None,
+    password: str | None = None,
     reports: Path = REPORTS,
 ) -> None:
-    """Serves the UI over the index at `root`; the Eval tab writes its reports to `reports`."""
-    backend = Backend(root, reports=reports)
+    """Serves the UI at / and the JSON API at /api over the index at `root` (both behind
+    `password`, as user `cite`, when one is given); the Eval tab writes its reports to `reports`."""
+    import uvicorn
+
+    print(f"cite: serving http://{host}:{port}/ (JSON API under /api, its schema at /openapi.json)", flush=True)
+    uvicorn.run(server_app(root, password, reports), host=host, port=port, log_level="warning")
+
+
+def server_app(root: Path, password: str | None = None, reports: Path = REPORTS, backend: Backend | None = None) -> Any:
+    """The ASGI app `serve` runs: the JSON API, with the Gradio UI mounted beside it."""
+    from ui.api import create_api, mount_ui
+
+    backend = backend or Backend(root, reports=reports)
     try:
         backend.engine()  # load models before the first visitor, and fail loudly on a broken index
     except IndexMissing:
         pass  # the page says how to add documents
-    app = build_app(backend)
-    app.queue(default_concurrency_limit=4)
-    app.launch(server_name=host, server_port=port, auth=auth, css=CSS, show_error=True, footer_links=["api"])
+    blocks = build_app(backend)
+    blocks.queue(default_concurrency_limit=4)
+    return mount_ui(create_api(backend, password), blocks, password, CSS)
