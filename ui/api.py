@@ -362,9 +362,7 @@ def create_api(backend: Backend, password: str | None = None, limiter: LoginLimi
         """Takes documents out of the index, after the changes queued before it."""
         return Removed(removed=backend.remove(request.names))
 
-    @app.exception_handler(RequestValidationError)
-    async def refused(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _validation_message(error)}, status_code=422)
+    app.add_exception_handler(RequestValidationError, _refused)
 
     @app.exception_handler(CiteError)
     async def cannot(request: Request, error: CiteError) -> JSONResponse:
@@ -419,7 +417,16 @@ def mount_ui(app: FastAPI, blocks: Any, password: str | None, css: str) -> Any:
         max_file_size=validate.MAX_UPLOAD_BYTES,
         ssr_mode=False,
     )
+    for route in app.routes:  # Gradio's own FastAPI app, mounted at /
+        if isinstance(getattr(route, "app", None), FastAPI):
+            # Its default 422 echoes the input, and fails (a 500) on a NaN it cannot render back.
+            route.app.add_exception_handler(RequestValidationError, _refused)
     return Limits(app, app.state.limiter)
+
+
+async def _refused(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse({"error": _validation_message(error)}, status_code=422)
 
 
 def public_message(message: str, backend: Backend) -> str:
@@ -440,6 +447,8 @@ def _validation_message(error: RequestValidationError) -> str:
     if isinstance(cause, CiteError):
         return str(cause)
     where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "body"
+    if where.startswith("files"):
+        return "Send the documents as multipart form files named `files`, each with its file name."
     if first.get("type") == "json_invalid":
         return "The request body is not valid JSON."
     if first.get("type") == "missing":

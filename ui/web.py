@@ -2,7 +2,9 @@
 
 Tabs: Ask (chat + sources + the cited document), Search (citation lookup), Documents
 (list, upload, remove; incremental indexing with progress), Eval (retrieval accuracy).
-The same functions are HTTP endpoints for programs: /ask, /search, /documents.
+The same functions are Gradio HTTP endpoints for programs (/ask, /search, /documents), and
+`ui.api`'s plain JSON API serves them beside the page (`server_app`); every input goes
+through `ui.validate` first, whichever door it came in by.
 
 Each event's handler is a plain function of a Backend and the inputs that returns its
 outputs by name (`Outputs`); the tab builders only lay out components and connect names to
