@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.errors import BadQuestion, CiteError, DocumentError
+from core.errors import BadQuestion, CiteError, DocumentError, IndexBusy
 from core.store import DEFAULT_INDEX
 
 PROJECT_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         "--fast",
         action="store_true",
         help="embed sentences only; a passage's vector is their mean (about 2x faster, slightly less accurate)",
+    )
+    index.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="if another program is writing the index (e.g. `cite serve` indexing an upload), wait up to this long "
+        "for it (default 0: refuse at once)",
     )
     index.set_defaults(run=_index)
 
@@ -132,14 +140,18 @@ def _index(args: argparse.Namespace) -> int:
         max_chars=SplitSettings.max_chars if args.max_chars is None else args.max_chars,
         passage_vectors="sentence-mean" if args.fast else "passage",
     )
-    report = build_index(
-        loaded.documents,
-        args.index,
-        default_embedder(),
-        split,
-        _progress_printer(),
-        scope={source_of(p) for p in paths},
-    )
+    embedder, progress = default_embedder(), _progress_printer()
+    deadline = time.monotonic() + max(args.wait, 0)
+    while True:
+        try:
+            report = build_index(
+                loaded.documents, args.index, embedder, split, progress, scope={source_of(p) for p in paths}
+            )
+            break
+        except IndexBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
     print(_summary(report, len(loaded.documents)))
     named_files_failed = any(p.is_file() and any(s.path == p.name for s in loaded.skipped) for p in paths)
     return 1 if named_files_failed else 0
