@@ -55,7 +55,17 @@ class Client:
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
     ) -> tuple[int, bytes]:
-        """(status, body) of one request."""
+        """(status, body) of one request. A kept-alive connection the server has closed while it
+        idled (uvicorn closes them after 5 s) is reopened once, as HTTP clients do."""
+        reused = self._connection is not None
+        try:
+            return self._send(method, path, body, headers)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            if not reused:
+                raise
+            return self._send(method, path, body, headers)
+
+    def _send(self, method: str, path: str, body: bytes | None, headers: dict | None) -> tuple[int, bytes]:
         if self._connection is None:
             self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         try:

@@ -366,14 +366,7 @@ def create_api(backend: Backend, password: str | None = None, limiter: LoginLimi
 
     @app.exception_handler(CiteError)
     async def cannot(request: Request, error: CiteError) -> JSONResponse:
-        status = (
-            422
-            if isinstance(error, validate.BadInput | BadQuestion)
-            else 409
-            if isinstance(error, IndexMissing)
-            else 400
-        )
-        return JSONResponse({"error": public_message(str(error), backend)}, status_code=status)
+        return JSONResponse({"error": backend.public_message(str(error))}, status_code=_status(error))
 
     @app.exception_handler(NotLoggedIn)
     async def unauthorised(request: Request, error: NotLoggedIn) -> JSONResponse:
@@ -429,12 +422,11 @@ async def _refused(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"error": _validation_message(error)}, status_code=422)
 
 
-def public_message(message: str, backend: Backend) -> str:
-    """A message fit for a remote client: the server's own folders named, not shown."""
-    for path in sorted({str(backend.root.resolve()), str(backend.root)}, key=len, reverse=True):
-        if path not in (".", ""):
-            message = message.replace(path, "the index folder")
-    return message
+def _status(error: CiteError) -> int:
+    """422 a bad value, 409 nothing indexed yet, 400 anything else the index cannot do."""
+    if isinstance(error, validate.BadInput | BadQuestion):
+        return 422
+    return 409 if isinstance(error, IndexMissing) else 400
 
 
 def _validation_message(error: RequestValidationError) -> str:

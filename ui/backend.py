@@ -123,6 +123,13 @@ class Backend:
                 self._engine = Engine(self.root, self.embedder, self.settings, chat_model_from_env())
             return self._engine
 
+    def public_message(self, message: str) -> str:
+        """A message fit for a remote client: the server's index folder named, not shown."""
+        for path in sorted({str(self.root.resolve()), str(self.root)}, key=len, reverse=True):
+            if path not in (".", ""):
+                message = message.replace(path, "the index folder")
+        return message
+
     def document_rows(self) -> list[list[Any]]:
         """One row per indexed document, in DOCUMENT_COLUMNS order, sorted by name."""
         if current_version(self.root) is None:
@@ -181,8 +188,12 @@ class Backend:
             while True:
                 try:
                     return write(SplitSettings(**self._split()))  # read in turn: the last change may have set it
-                except IndexBusy:
-                    if time.monotonic() > deadline:
+                except (IndexBusy, IndexMissing) as error:
+                    # IndexMissing with a version there: another program's writer swapped versions
+                    # between our reading CURRENT and its manifest (a 409 once in a 10-minute soak).
+                    if time.monotonic() > deadline or (
+                        isinstance(error, IndexMissing) and current_version(self.root) is None
+                    ):
                         raise
                     if waiting is not None:
                         waiting("Waiting for another program writing the index (e.g. `cite index`)")

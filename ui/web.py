@@ -72,9 +72,9 @@ def build_app(backend: Backend) -> gr.Blocks:
             """What is indexed."""
             return api_documents(backend)
 
-        gr.api(api_errors(ask), api_name="ask")
-        gr.api(api_errors(search), api_name="search")
-        gr.api(api_errors(documents), api_name="documents")
+        gr.api(api_errors(ask, backend), api_name="ask")
+        gr.api(api_errors(search, backend), api_name="search")
+        gr.api(api_errors(documents, backend), api_name="documents")
     return app
 
 
@@ -98,7 +98,7 @@ def api_documents(backend: Backend) -> list[dict[str, Any]]:
     return [dict(zip(DOCUMENT_COLUMNS, row, strict=True)) for row in backend.document_rows()]
 
 
-def api_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+def api_errors(function: Callable[..., Any], backend: Backend) -> Callable[..., Any]:
     """A Gradio API function whose refusals reach the client as their one-line message
     (gr.Error), and whose unexpected failures as a line that names no server path."""
 
@@ -107,7 +107,7 @@ def api_errors(function: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return function(*args, **kwargs)
         except CiteError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+            raise gr.Error(backend.public_message(str(error)), print_exception=False) from None
         except Exception:
             log.exception("%s failed", function.__name__)
             raise gr.Error(SERVER_FAULT, print_exception=False) from None

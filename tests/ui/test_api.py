@@ -26,8 +26,31 @@ def backend(corpus, tmp_path, fake_embedder) -> Backend:
     return Backend(root, fake_embedder, reports=tmp_path / "reports")
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """(a client, its backend) shared by the tests that change nothing: building the app takes seconds."""
+    from tests.conftest import FakeEmbedder
+
+    folder = tmp_path_factory.mktemp("api")
+    (folder / "docs").mkdir()
+    (folder / "docs" / "bees.txt").write_text(
+        "Bees make honey from nectar. A colony has one queen.\n\nWorker bees are female. "
+        "They gather pollen and guard the hive.",
+        encoding="utf-8",
+    )
+    (folder / "docs" / "rivers.md").write_text(
+        "# Rivers\n\nThe Volga is the longest river in Europe. It flows into the Cas-\npian Sea.\n", encoding="utf-8"
+    )
+    embedder = FakeEmbedder()
+    build_index(load_paths([folder / "docs"]).documents, folder / "index", embedder, SplitSettings())
+    backend = Backend(folder / "index", embedder, reports=folder / "reports")
+    with TestClient(server_app(backend.root, backend=backend)) as client:
+        yield client, backend
+
+
 @pytest.fixture
 def client(backend):
+    """A client of its own (the test changes the index)."""
     with TestClient(server_app(backend.root, backend=backend)) as client:
         yield client
 
@@ -42,7 +65,8 @@ def gradio_call(client, endpoint: str, data: list) -> tuple[str, str]:
     return event, next(line for line in lines if line.startswith("data:"))[5:].strip()
 
 
-def test_ask_and_search_give_the_clis_json(client, backend):
+def test_ask_and_search_give_the_clis_json(shared):
+    client, backend = shared
     engine = backend.engine()
     asked = client.post("/api/ask", json={"question": CASPIAN})
     assert asked.status_code == 200 and asked.json() == answer_json(engine.ask(CASPIAN))
@@ -54,7 +78,8 @@ def test_ask_and_search_give_the_clis_json(client, backend):
     assert names == ["bees.txt", "rivers.md"]
 
 
-def test_the_schema_describes_what_is_sent(client):
+def test_the_schema_describes_what_is_sent(shared):
+    client, _ = shared
     schema = client.get("/openapi.json").json()
     assert {"/api/ask", "/api/search", "/api/documents", "/api/documents/remove"} <= set(schema["paths"])
     ask = schema["components"]["schemas"]["AskRequest"]["properties"]
@@ -81,13 +106,15 @@ def test_the_schema_describes_what_is_sent(client):
         ({"question": CASPIAN, "history": ["q"] * 101}, "101 messages; at most 100"),
     ],
 )
-def test_bad_values_get_one_clear_422(client, body, message):
+def test_bad_values_get_one_clear_422(shared, body, message):
+    client, _ = shared
     for endpoint in ("/api/ask", "/api/search") if "history" not in body else ("/api/ask",):
         refused = client.post(endpoint, json=body)
         assert refused.status_code == 422 and message in refused.json()["error"], refused.text
 
 
-def test_bodies_that_are_not_objects_or_too_big(client):
+def test_bodies_that_are_not_objects_or_too_big(shared):
+    client, _ = shared
     assert client.post("/api/search", content=b"{no", headers={"content-type": "application/json"}).json() == {
         "error": "The request body is not valid JSON."
     }
@@ -121,7 +148,8 @@ def test_no_index_yet_is_a_409_that_names_no_server_path(tmp_path, fake_embedder
         assert client.get("/api/documents").json() == []
 
 
-def test_the_gradio_api_refuses_the_same_values_with_the_same_message(client):
+def test_the_gradio_api_refuses_the_same_values_with_the_same_message(shared):
+    client, _ = shared
     event, data = gradio_call(client, "search", [CASPIAN, -3])
     assert event == "error" and "k must be a whole number from 1 to 100, not -3." in data
     event, data = gradio_call(client, "search", [CASPIAN, 2])
@@ -158,3 +186,8 @@ def test_the_limiter_forgets_failures_after_its_window():
     limiter.failed("a", now=1)
     assert limiter.wait("a", now=2) == 8 and limiter.wait("b", now=2) == 0
     assert limiter.wait("a", now=10.5) == 0  # the first failure is a window old
+
+
+def test_messages_for_remote_clients_name_no_server_folder(backend):
+    message = f"The index at {backend.root} was built with another model."
+    assert backend.public_message(message) == "The index at the index folder was built with another model."
