@@ -34,7 +34,7 @@ def test_index_is_incremental_and_says_what_changed(seeds_copy, tmp_path):
     third = cite("search", "Which river flows into the Caspian Sea?", "--index", index, "--json", "--k", "3")
     hit = json.loads(third.stdout)["hits"][0]
     assert hit["doc"] == "notes.md" and hit["rank"] == 1
-    assert set(hit) == {"rank", "doc", "start", "end", "text", "score", "scores", "sentence"}
+    assert set(hit) == {"rank", "doc", "start", "end", "page", "section", "text", "score", "scores", "sentence"}
     assert {"dense", "bm25", "sentence", "fused"} <= set(hit["scores"])
     assert hit["start"] <= hit["sentence"]["start"] < hit["sentence"]["end"] <= hit["end"]
 
