@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.errors import BadQuestion, CiteError, DocumentError
+from core.errors import BadQuestion, CiteError, DocumentError, IndexBusy
 from core.store import DEFAULT_INDEX
 
 PROJECT_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="embed sentences only; a passage's vector is their mean (about 2x faster, slightly less accurate)",
     )
+    index.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="if another program is writing the index (e.g. `cite serve` indexing an upload), wait up to this long "
+        "for it (default 0: refuse at once)",
+    )
     index.set_defaults(run=_index)
 
     for name, run, help_text in (
@@ -64,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("question", nargs="?", help="the question (or use --batch)")
         command.add_argument("--batch", type=Path, help='JSONL file of {"id", "question"} lines')
-        command.add_argument("--k", type=int, default=10, help="passages to return (default 10)")
+        command.add_argument("--k", type=_k, default=10, help="passages to return, 1 to 100 (default 10)")
         command.add_argument("--json", action="store_true", help="print JSON")
         _index_option(command)
         command.set_defaults(run=run)
@@ -138,14 +146,18 @@ def _index(args: argparse.Namespace) -> int:
         max_chars=SplitSettings.max_chars if args.max_chars is None else args.max_chars,
         passage_vectors="sentence-mean" if args.fast else "passage",
     )
-    report = build_index(
-        loaded.documents,
-        args.index,
-        default_embedder(),
-        split,
-        _progress_printer(),
-        scope={source_of(p) for p in paths},
-    )
+    embedder, progress = default_embedder(), _progress_printer()
+    deadline = time.monotonic() + max(args.wait, 0)
+    while True:
+        try:
+            report = build_index(
+                loaded.documents, args.index, embedder, split, progress, scope={source_of(p) for p in paths}
+            )
+            break
+        except IndexBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
     print(_summary(report, len(loaded.documents)))
     named_files_failed = any(p.is_file() and any(s.path == p.name for s in loaded.skipped) for p in paths)
     return 1 if named_files_failed else 0
@@ -204,9 +216,25 @@ def _questions(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
 
 def _checked(questions: Iterator[tuple[Any, str]]) -> list[tuple[Any, str]]:
     """All questions read and checked before any model loads: bad input fails fast."""
-    from retriever.search import check_question
+    from ui import validate
 
-    return [(qid, check_question(question)) for qid, question in questions]
+    checked = []
+    for qid, question in questions:
+        try:
+            checked.append((qid, validate.question(question)))
+        except CiteError as error:
+            raise type(error)(str(error) if qid is None else f"question {qid}: {error}") from None
+    return checked
+
+
+def _k(text: str) -> int:
+    """--k's parser: validate.k's range and message, as argparse's own error."""
+    from ui import validate
+
+    try:
+        return validate.k(int(text) if text.strip().lstrip("+-").isdigit() else text)
+    except validate.BadInput as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _engine(args: argparse.Namespace):
@@ -359,8 +387,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
     from eval.report import REPORTS
 
-    auth = ("cite", args.password) if args.password else None
-    serve(args.index, host=args.host, port=args.port, auth=auth, reports=args.report_dir or REPORTS)
+    serve(
+        args.index, host=args.host, port=args.port, password=args.password or None, reports=args.report_dir or REPORTS
+    )
     return 0
 
 
