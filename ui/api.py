@@ -153,6 +153,7 @@ class HitsOut(BaseModel):
 class DocumentOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
     document: str
+    title: str
     passages: int
     characters: str
     indexed: str

@@ -6,6 +6,7 @@ without a page.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +28,7 @@ from retriever.generate import chat_model_from_env
 from ui import validate
 
 UPLOAD_PREFIX = "uploads/"
-DOCUMENT_COLUMNS = ("document", "passages", "characters", "indexed", "source")
+DOCUMENT_COLUMNS = ("document", "title", "passages", "characters", "indexed", "source")
 WRITER_WAIT_S = 900  # how long a change waits for another process's writer (`cite index`)
 
 Waiting = Callable[[str], None]
@@ -136,9 +137,29 @@ class Backend:
             return []
         manifest = read_manifest(self.root)
         return [
-            [r.doc, r.passages, f"{r.chars:,}", r.indexed_at.replace("T", " ")[:19], _source_label(r.source)]
+            [r.doc, r.title, r.passages, f"{r.chars:,}", r.indexed_at.replace("T", " ")[:19], _source_label(r.source)]
             for r in sorted(manifest.documents.values(), key=lambda r: r.doc)
         ]
+
+    def page_image(self, doc: str, page: int, span: tuple[int, int]) -> bytes | None:
+        """Page `page` of PDF `doc` as PNG bytes with `span` highlighted, read from the file it was
+        indexed from; None when that file is not at hand (an upload, a moved folder) or unreadable."""
+        from indexer.formats.pdf import page_image
+
+        document = self.engine().snapshot().index.documents.get(doc)
+        if document is None or not doc.lower().endswith(".pdf"):
+            return None
+        source = Path(document.source)
+        file = source / doc if source.is_dir() else source
+        if not file.is_file():
+            return None
+        try:
+            image = page_image(file, page, span, text=document.text, scale=1.5)
+        except ValueError:
+            return None
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=True)
+        return buffer.getvalue()
 
     def document_names(self) -> list[str]:
         return [row[0] for row in self.document_rows()]

@@ -6,6 +6,7 @@ text and never runs.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -114,6 +115,15 @@ def document_view(doc: str, text: str, spans: Sequence[tuple[int, int]], current
         else:
             pieces.append(piece)
     return f'<div class="doc-title">{escape(doc)}</div><div class="doc-text" id="doc-text">{"".join(pieces)}</div>'
+
+
+def page_view(png: bytes, doc: str, page: int) -> str:
+    """The cited page of a PDF as the reader sees it, the quoted span highlighted."""
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<div class="page-view"><div class="doc-title">{escape(doc)} · page {page}</div>'
+        f'<img alt="page {page} of {escape(doc)}, the quote highlighted" src="data:image/png;base64,{data}"></div>'
+    )
 
 
 def _hit_card(hit: Hit, rank: int, texts: Mapping[str, str] | None = None) -> str:

@@ -94,7 +94,7 @@ def api_search(backend: Backend, question: Any, k: Any = validate.DEFAULT_K) -> 
 
 
 def api_documents(backend: Backend) -> list[dict[str, Any]]:
-    """One `{"document", "passages", "characters", "indexed", "source"}` per indexed document."""
+    """One `{"document", "title", "passages", "characters", "indexed", "source"}` per indexed document."""
     return [dict(zip(DOCUMENT_COLUMNS, row, strict=True)) for row in backend.document_rows()]
 
 
@@ -192,7 +192,10 @@ def citation_document(backend: Backend, answer: dict[str, Any] | None, n: str | 
     if text is None:
         return f'<div class="empty">{escape(chosen["doc"])} is no longer indexed.</div>'
     spans = [(c["start"], c["end"]) for c in citations if c["doc"] == chosen["doc"]]
-    return render.document_view(chosen["doc"], text, spans, (chosen["start"], chosen["end"]))
+    view = render.document_view(chosen["doc"], text, spans, (chosen["start"], chosen["end"]))
+    page = chosen.get("page")
+    png = backend.page_image(chosen["doc"], page, (chosen["start"], chosen["end"])) if page else None
+    return render.page_view(png, chosen["doc"], page) + view if png else view
 
 
 @shows_errors("error", hits=[])
@@ -441,6 +444,8 @@ CSS = """
 .doc-text mark.cited {background:#fff3c4; color:#111}
 .scores {font-size:12px; color:var(--body-text-color-subdued); margin-top:6px}
 .doc-title {font-weight:700; margin-bottom:6px}
+.page-view {margin-bottom:10px}
+.page-view img {max-width:100%; border:1px solid var(--border-color-primary); border-radius:8px}
 .doc-text {white-space:pre-wrap; font-size:14px; line-height:1.55; max-height:420px; overflow-y:auto;
            border:1px solid var(--border-color-primary); border-radius:8px; padding:12px;
            background:var(--background-fill-primary)}

@@ -282,3 +282,42 @@ def test_the_documents_tab_shows_a_waiting_change_in_its_progress_bar(backend, t
     adding.join(30)
     assert "another program writing the index" in shown_progress[0] and shown_progress[-1].startswith("Embedding")
     assert out["status"] == "✓ Indexed uploads/note.txt"
+
+
+def test_a_pdf_citation_shows_its_page_as_an_image_beside_the_text(tmp_path, fake_embedder):
+    pytest.importorskip("reportlab")
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    folder = tmp_path / "manuals"
+    folder.mkdir()
+    pdf = canvas.Canvas(str(folder / "guide.pdf"), pagesize=A4)
+    pages = [
+        ["Pumps move water from the lower tank.", "Each pump has a fuse rated for ten amperes."],
+        ["Before the valve opens, the lever must be pulled.", "The lever is painted red for this reason."],
+        ["Cleaning the filter takes about an hour.", "Use warm water and no soap on the mesh."],
+    ]
+    for lines in pages:  # different lines on every page: repeated ones would be running headers
+        for i, line in enumerate(lines):
+            pdf.drawString(72, 760 - 20 * i - 37 * pages.index(lines), line)
+        pdf.showPage()
+    pdf.save()
+    root = tmp_path / "index"
+    build_index(load_paths([folder]).documents, root, fake_embedder, SplitSettings())
+    backend = Backend(root, fake_embedder, reports=tmp_path / "reports")
+    document = backend.engine().index.documents["guide.pdf"]
+    assert len(document.pages) == 3
+    start = document.text.index("Before the valve opens")
+    quote = {"n": 1, "doc": "guide.pdf", "start": start, "end": start + 40, "page": 2, "quote": "..."}
+    shown = web.citation_document(backend, {"citations": [quote]}, "1")
+    assert '<div class="page-view"><div class="doc-title">guide.pdf · page 2</div>' in shown
+    assert 'src="data:image/png;base64,' in shown and '<mark class="current">' in shown
+    png = backend.page_image("guide.pdf", 2, (start, start + 40))
+    assert png is not None and png.startswith(b"\x89PNG")
+    (folder / "guide.pdf").unlink()  # the file moved away: the text view alone, no error
+    assert "page-view" not in web.citation_document(backend, {"citations": [quote]}, "1")
+
+
+def test_the_documents_list_shows_each_title(backend):
+    listed = {row["document"]: row for row in web.api_documents(backend)}
+    assert listed["rivers.md"]["title"] == "Rivers"
