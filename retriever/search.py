@@ -60,13 +60,13 @@ class DenseSearcher:
         return self.search_vector(vector, k)
 
     def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
-        k = min(k, len(self.index.passages))
+        return [Hit(self.index.passages[row], score, {"dense": score}) for score, row in self.search_rows(vector, k)]
+
+    def search_rows(self, vector: np.ndarray, k: int) -> list[tuple[float, int]]:
+        """(score, row) of the k nearest passages, best first, without building the passages."""
+        k = min(k, self.index.passage_count)
         scores, rows = self.index.dense.search(np.ascontiguousarray(vector, dtype=np.float32), k)
-        return [
-            Hit(self.index.passages[row], float(score), {"dense": float(score)})
-            for score, row in zip(scores[0], rows[0], strict=True)
-            if row >= 0
-        ]
+        return [(float(score), int(row)) for score, row in zip(scores[0], rows[0], strict=True) if row >= 0]
 
 
 @dataclass
@@ -127,11 +127,12 @@ class HybridSearcher:
         index = self.dense.index
         n = max(self.settings.candidates, k)
         bm25_all = self.lexical.scores(query)
-        rows = {index.row_of[h.passage.id] for h in self.dense.search_vector(vector, n)}
+        rows = {row for _, row in self.dense.search_rows(vector, n)}
         rows.update(int(r) for r in top_rows(bm25_all, n) if bm25_all[r] > 0)
         ordered = sorted(rows)
-        ids = [index.passages[r].id for r in ordered]
-        cosines = np.asarray(index.vectors[ordered], dtype=np.float32) @ vector[0]
+        ids = index.passage_ids(ordered)
+        # Exact cosines with the stored (int8) vectors, whatever the ANN index approximated.
+        cosines = index.vectors(ordered) @ vector[0]
         best = dict(zip(ids, best_sentences(index, ordered, vector[0]), strict=True))
         scores = {
             "dense": dict(zip(ids, map(float, cosines), strict=True)),
@@ -175,18 +176,15 @@ def best_sentences(
 ) -> list[tuple[float, tuple[int, int] | None]]:
     """For each passage row, its best-matching sentence: (cosine, original span), or
     (0, None) for a passage without sentences. One gather and one product for all rows."""
-    offsets = index.sentence_offsets
-    starts = np.asarray([offsets[r] for r in rows], dtype=np.int64)
-    counts = np.asarray([offsets[r + 1] for r in rows], dtype=np.int64) - starts
+    counts, spans, vectors = index.sentences(rows)
+    cosines = vectors @ query_vector
     firsts = np.cumsum(counts) - counts  # where each row's sentences begin in `cosines`
-    selected = np.repeat(starts - firsts, counts) + np.arange(int(counts.sum()))
-    cosines = np.asarray(index.sentence_vectors[selected]) @ query_vector
     best: list[tuple[float, tuple[int, int] | None]] = []
     for first, count in zip(firsts, counts, strict=True):
         if count == 0:
             best.append((0.0, None))
             continue
         top = int(first + np.argmax(cosines[first : first + count]))
-        start, end = index.sentence_spans[selected[top]]
+        start, end = spans[top]
         best.append((float(cosines[top]), (int(start), int(end))))
     return best
