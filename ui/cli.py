@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(run=_eval)
 
+    verify = sub.add_parser("verify", help="check every index file against its SHA-256 in the manifest")
+    _index_option(verify)
+    verify.set_defaults(run=_verify)
+
     serve = sub.add_parser("serve", help="start the chat UI")
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
@@ -143,6 +147,14 @@ def _index(args: argparse.Namespace) -> int:
     print(_summary(report, len(loaded.documents)))
     named_files_failed = any(p.is_file() and any(s.path == p.name for s in loaded.skipped) for p in paths)
     return 1 if named_files_failed else 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from core.store import verify_index
+
+    files, size = verify_index(args.index)  # IndexCorrupt names the damaged file
+    print(f"Index {args.index} is intact: {files} files, {size / 2**20:.1f} MB, every SHA-256 matches.")
+    return 0
 
 
 def _summary(report: Any, documents: int) -> str:

@@ -191,3 +191,19 @@ def test_an_index_of_format_2_is_rebuilt_saying_why(tmp_path, fake_embedder):
     report = build_index([Document("a.txt", "Owls hunt at night.")], root, fake_embedder, SplitSettings())
     assert "format version 2" in report.rebuilt_because and "stored once" in report.rebuilt_because
     assert report.added == ["a.txt"] and read_index(root).manifest.format_version == 3
+
+
+def test_cite_verify_hashes_every_file_and_names_a_damaged_one(tmp_path, fake_embedder, capsys):
+    from ui.cli import main
+
+    root = tmp_path / "index"
+    build_index([Document("a.txt", "Owls hunt at night.")], root, fake_embedder, SplitSettings())
+    assert main(["verify", "--index", str(root)]) == 0
+    assert "intact" in capsys.readouterr().out
+    codes = root / "segments" / read_index(root).manifest.segments[0].name / "sentence_codes.npy"
+    data = bytearray(codes.read_bytes())
+    data[-1] ^= 1
+    codes.write_bytes(bytes(data))
+    assert main(["verify", "--index", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "sentence_codes.npy" in err and "damaged" in err and "Traceback" not in err
