@@ -212,4 +212,4 @@ class LexicalIndex:
 def _load_array(path: Path) -> np.ndarray:
     """An .npy file memory-mapped (read in full when empty: an empty file cannot be mapped)."""
     array = np.load(path, mmap_mode="r")
-    return np.asarray(array) if array.size == 0 else array
+    return np.array(array) if array.size == 0 else np.asarray(array)  # a plain view: memmap indexing is slow

@@ -50,7 +50,7 @@ import numpy as np
 from core.digest import sha256_of_files
 from core.errors import IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
 from core.lexical import TOKENIZER_NAME, LexicalIndex, Postings
-from core.text import normalise
+from core.text import normalised_text
 from core.types import Document, Heading, Passage
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ PASSAGE_DTYPE = np.dtype(
 def passage_text(original: str, start: int, end: int) -> str:
     """A passage's text from its span of the original document text: normalised as the
     splitter normalises, paragraph breaks read as spaces. The store keeps only the span."""
-    return normalise(original[start:end]).text.replace("\n\n", " ")
+    return normalised_text(original[start:end]).replace("\n\n", " ")
 
 
 def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +166,14 @@ class SentenceArrays:
     rows: np.ndarray  # int32
     offsets: np.ndarray  # int64 (passages + 1,)
     spans: np.ndarray  # int64 (sentences, 2)
-    vectors: np.ndarray  # float32 (sentences, dim), unit length
+    vectors: np.ndarray  # float32 (sentences, dim), unit length; or int8 codes when `scales` is given
+    scales: np.ndarray | None = None  # float32 (sentences,): `vectors` are already `quantise`d
+
+    def quantised(self) -> tuple[np.ndarray, np.ndarray]:
+        """(int8 codes, scales) of the sentence vectors."""
+        if self.scales is not None:
+            return np.asarray(self.vectors, dtype=np.int8), np.asarray(self.scales, dtype=np.float32)
+        return quantise(self.vectors)
 
     def __post_init__(self) -> None:
         if len(self.spans) != len(self.vectors) or int(self.offsets[-1]) != len(self.rows):
@@ -264,9 +271,12 @@ class Segment:
         """The BM25 tokens of passages `rows` (all by default), as a bag per passage."""
         return self.postings.bags(range(len(self.passage_table)) if rows is None else rows)
 
-    def sentences(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sentences(
+        self, rows: Sequence[int], query: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sentences per passage, their original spans, their vectors) for passages `rows`,
-        the sentences concatenated in the order of `rows`."""
+        the sentences concatenated in the order of `rows`; given a `query` vector, their
+        cosines with it instead of their vectors."""
         offsets = self.sentence_offsets
         rows = np.asarray(rows, dtype=np.int64)
         starts = np.asarray(offsets[rows], dtype=np.int64)
@@ -274,12 +284,12 @@ class Segment:
         firsts = np.cumsum(counts) - counts
         picks = np.repeat(starts - firsts, counts) + np.arange(int(counts.sum()))
         sentence = np.asarray(self.sentence_rows[picks], dtype=np.int64)
-        order = np.argsort(sentence, kind="stable")  # ascending reads of the mapped arrays
-        codes = np.empty((len(sentence), self.sentence_codes.shape[1]), dtype=np.int8)
-        codes[order] = self.sentence_codes[sentence[order]]
-        scales = np.asarray(self.sentence_scales[sentence], dtype=np.float32)
         spans = np.asarray(self.sentence_spans[sentence], dtype=np.int64).reshape(-1, 2)
-        return counts, spans, dequantise(codes, scales)
+        if query is None:
+            return counts, spans, dequantise(self.sentence_codes[sentence], self.sentence_scales[sentence])
+        # Cosines straight from the codes: no dequantised matrix is built.
+        cosines = (self.sentence_codes[sentence].astype(np.float32) @ query) * self.sentence_scales[sentence]
+        return counts, spans, cosines.astype(np.float32)
 
 
 class SegmentedDense:
@@ -433,25 +443,27 @@ class StoredIndex:
             out[positions] = segment.vectors(local)
         return out
 
-    def sentences(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sentences(
+        self, rows: Sequence[int], query: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sentences per passage, original spans, vectors) of passages `rows`, the sentences
-        concatenated in the order of `rows`."""
-        counts = np.zeros(len(rows), dtype=np.int64)
-        pieces: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for segment, positions, local in self._by_segment(rows):
-            seg_counts, spans, vectors = segment.sentences(local)
-            counts[positions] = seg_counts
-            firsts = np.cumsum(seg_counts) - seg_counts
-            for position, first, count in zip(positions, firsts, seg_counts, strict=True):
-                pieces[int(position)] = (spans[first : first + count], vectors[first : first + count])
+        concatenated in the order of `rows`; given a `query` vector, their cosines with it
+        instead of their vectors (computed from the int8 codes directly)."""
+        parts = [(positions, *segment.sentences(local, query)) for segment, positions, local in self._by_segment(rows)]
+        if len(parts) == 1 and (parts[0][0] == np.arange(len(rows))).all():
+            return parts[0][1], parts[0][2], parts[0][3]
         dim = self.segments[0].dense.d if self.segments else 0
-        spans = [pieces[i][0] for i in range(len(rows))]
-        vectors = [pieces[i][1] for i in range(len(rows))]
-        return (
-            counts,
-            np.vstack(spans).reshape(-1, 2) if spans else np.zeros((0, 2), np.int64),
-            np.vstack(vectors).reshape(-1, dim) if vectors else np.zeros((0, dim), np.float32),
-        )
+        counts = np.zeros(len(rows), dtype=np.int64)
+        for positions, part_counts, _, _ in parts:
+            counts[positions] = part_counts
+        firsts = np.cumsum(counts) - counts
+        spans = np.zeros((int(counts.sum()), 2), dtype=np.int64)
+        vectors = np.zeros((int(counts.sum()), *(() if query is not None else (dim,))), dtype=np.float32)
+        for positions, part_counts, part_spans, part_vectors in parts:
+            within = np.arange(int(part_counts.sum())) - np.repeat(np.cumsum(part_counts) - part_counts, part_counts)
+            destination = np.repeat(firsts[positions], part_counts) + within
+            spans[destination], vectors[destination] = part_spans, part_vectors
+        return counts, spans, vectors
 
     def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """(original spans, vectors) of the sentences of passage `row`."""
@@ -654,7 +666,7 @@ def write_segment(
     try:
         _write_documents(tmp, documents)
         _write_passages(tmp, documents, passages)
-        codes, scales = quantise(sentences.vectors)
+        codes, scales = sentences.quantised()
         np.save(tmp / "sentence_rows.npy", np.asarray(sentences.rows, dtype=np.int32))
         np.save(tmp / "sentence_offsets.npy", np.asarray(sentences.offsets, dtype=np.int64))
         np.save(tmp / "sentence_spans.npy", np.asarray(sentences.spans, dtype=np.int64).reshape(-1, 2))
@@ -692,12 +704,12 @@ def _write_passages(folder: Path, documents: Sequence[Document], passages: Seque
     sections: dict[str, int] = {}
     table = np.zeros(len(passages), dtype=PASSAGE_DTYPE)
     override: dict[str, str] = {}
-    derived: dict[tuple[str, int, int], str] = {}
+    derived: dict[str, str] = {}  # original span -> passage text (repeated spans are derived once)
     for row, passage in enumerate(passages):
-        key = (passage.doc, passage.start, passage.end)
-        if key not in derived:
-            derived[key] = passage_text(texts[passage.doc], passage.start, passage.end)
-        if derived[key] != passage.text:
+        span = texts[passage.doc][passage.start : passage.end]
+        if span not in derived:
+            derived[span] = passage_text(span, 0, len(span))
+        if derived[span] != passage.text:
             override[str(row)] = passage.text
         table[row] = (
             passage.id.encode("ascii"),
@@ -816,7 +828,7 @@ def _read_segment(path: Path, record: SegmentRecord) -> Segment:
     doc_names = [json.loads(line)["doc"] for line in meta] if len(meta) < 50_000 else _names(meta)
     table = _mapped(path / "passages.npy")
     texts_size = (path / "texts.bin").stat().st_size
-    texts = np.memmap(path / "texts.bin", dtype=np.uint8, mode="r") if texts_size else np.zeros(0, np.uint8)
+    texts = np.asarray(np.memmap(path / "texts.bin", dtype=np.uint8, mode="r")) if texts_size else np.zeros(0, np.uint8)
     override = {int(row): text for row, text in json.loads((path / "passage_texts.json").read_text("utf-8")).items()}
     arrays = {
         name: _mapped(path / f"{name}.npy")
@@ -874,8 +886,9 @@ def _names(lines: list[bytes]) -> list[str]:
 
 
 def _mapped(path: Path) -> np.ndarray:
+    """An .npy file memory-mapped, as a plain array view (np.memmap's own indexing is slow)."""
     array = np.load(path, mmap_mode="r")
-    return np.asarray(array) if array.size == 0 else array
+    return np.array(array) if array.size == 0 else np.asarray(array)
 
 
 def _require_version(root: Path) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +104,7 @@ class Candidates:
     scores: dict[str, dict[str, float]]  # channel ("dense", "bm25", "sentence") -> {passage id: score}
     sentences: dict[str, tuple[int, int] | None]  # passage id -> span of its best-matching sentence
     query_words: int
+    rows: dict[str, int] = field(default_factory=dict)  # passage id -> index row (saves looking it up)
 
 
 @dataclass
@@ -140,7 +141,8 @@ class HybridSearcher:
             "bm25": {pid: float(bm25_all[r]) for pid, r in zip(ids, ordered, strict=True) if bm25_all[r] > 0},
             "sentence": {pid: cosine for pid, (cosine, _) in best.items()},
         }
-        return Candidates(scores, {pid: span for pid, (_, span) in best.items()}, len(query.split()))
+        spans = {pid: span for pid, (_, span) in best.items()}
+        return Candidates(scores, spans, len(query.split()), dict(zip(ids, ordered, strict=True)))
 
     def fuse(self, found: Candidates, k: int, settings: SearchSettings | None = None) -> list[Hit]:
         """The top k candidates by fused score (`settings`: other fusion settings to try)."""
@@ -162,7 +164,7 @@ class HybridSearcher:
         ranked = best_first(fused)[:k]
         return [
             Hit(
-                index.passages[index.row_of[pid]],
+                index.passages[found.rows[pid] if pid in found.rows else index.row_of[pid]],
                 score,
                 {**{name: scores[name].get(pid, 0.0) for name in scores}, "fused": score},
                 found.sentences[pid],
@@ -176,15 +178,15 @@ def best_sentences(
 ) -> list[tuple[float, tuple[int, int] | None]]:
     """For each passage row, its best-matching sentence: (cosine, original span), or
     (0, None) for a passage without sentences. One gather and one product for all rows."""
-    counts, spans, vectors = index.sentences(rows)
-    cosines = vectors @ query_vector
-    firsts = np.cumsum(counts) - counts  # where each row's sentences begin in `cosines`
+    counts, spans, cosines = index.sentences(rows, query_vector)
+    owner = np.repeat(np.arange(len(rows)), counts)
+    order = np.lexsort((-cosines, owner))  # by passage, its best sentence first
+    firsts = np.cumsum(counts) - counts  # each passage's first entry in `order`
     best: list[tuple[float, tuple[int, int] | None]] = []
-    for first, count in zip(firsts, counts, strict=True):
+    for first, count in zip(firsts.tolist(), counts.tolist(), strict=True):
         if count == 0:
             best.append((0.0, None))
             continue
-        top = int(first + np.argmax(cosines[first : first + count]))
-        start, end = spans[top]
-        best.append((float(cosines[top]), (int(start), int(end))))
+        top = order[first]
+        best.append((float(cosines[top]), (int(spans[top, 0]), int(spans[top, 1]))))
     return best

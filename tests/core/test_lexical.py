@@ -94,7 +94,7 @@ def test_postings_save_and_load_back_memory_mapped(tmp_path):
 
     Postings.build(TOKENS).save(tmp_path)
     loaded = Postings.load(tmp_path)
-    assert isinstance(loaded.rows, np.memmap)
+    assert isinstance(loaded.rows.base, np.memmap)  # a view of the mapped file, not a copy
     index = LexicalIndex([loaded])
     assert index.num_docs == 3 and index.idf("bee") == pytest.approx(math.log(1.6))
     assert index.scores(["bee", "river"]) == pytest.approx(brute_force_bm25(["bee", "river"], TOKENS), rel=1e-5)

@@ -207,3 +207,18 @@ def test_cite_verify_hashes_every_file_and_names_a_damaged_one(tmp_path, fake_em
     assert main(["verify", "--index", str(root)]) == 1
     err = capsys.readouterr().err
     assert "sentence_codes.npy" in err and "damaged" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Plain text with single spaces.",
+        "  secu-\nrity and U.S.-\nRussian talks\n\nNew paragraph,\n\nbroken  here\tand\r\nthere. ",
+        "Line one\nline two\u00a0with a no-break space",
+        "",
+    ],
+)
+def test_the_text_only_normaliser_matches_normalise(text):
+    from core.text import normalise, normalised_text
+
+    assert normalised_text(text) == normalise(text).text

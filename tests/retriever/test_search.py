@@ -42,9 +42,9 @@ def sentence_index(counts: list[int], seed: int = 0):
     spans = np.stack([np.arange(total) * 10, np.arange(total) * 10 + 7], axis=1).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
-    def sentences(rows):
+    def sentences(rows, query):
         picks = [s for row in rows for s in range(offsets[row], offsets[row + 1])]
-        return np.array([counts[row] for row in rows], dtype=np.int64), spans[picks], vectors[picks]
+        return np.array([counts[row] for row in rows], dtype=np.int64), spans[picks], vectors[picks] @ query
 
     return SimpleNamespace(sentences=sentences), vectors, spans
 
