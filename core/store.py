@@ -181,6 +181,7 @@ class SentenceArrays:
 
 
 _DOCUMENT_CACHE = 64  # decoded documents a segment keeps (answers read a few per question)
+_PASSAGE_CACHE = 4096  # derived passage texts a segment keeps
 
 
 @dataclass(frozen=True, eq=False)  # one loaded segment is one object: compared by identity
@@ -206,6 +207,7 @@ class Segment:
     _text_offsets: np.ndarray
     _meta: list[bytes]
     _cache: OrderedDict = field(default_factory=OrderedDict)
+    _passage_texts: dict[int, str] = field(default_factory=dict)
 
     @cached_property
     def doc_row(self) -> dict[str, int]:
@@ -236,12 +238,18 @@ class Segment:
         document = self.document(int(record["doc"]))
         start, end = int(record["start"]), int(record["end"])
         text = self.texts_override.get(row)
+        if text is None:
+            text = self._passage_texts.get(row)
+        if text is None:  # derived from the span (normalising costs ~0.1 ms a passage: keep the last few)
+            text = self._passage_texts[row] = passage_text(document.text, start, end)
+            if len(self._passage_texts) > _PASSAGE_CACHE:
+                self._passage_texts.pop(next(iter(self._passage_texts)))
         return Passage(
             id=record["id"].decode("ascii"),
             doc=document.doc,
             start=start,
             end=end,
-            text=passage_text(document.text, start, end) if text is None else text,
+            text=text,
             page=None if record["page"] < 0 else int(record["page"]),
             section=self.sections[int(record["section"])],
         )
