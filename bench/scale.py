@@ -134,31 +134,43 @@ class SyntheticEmbedder:
         return topic_vectors(len(batch), seed=self.texts)
 
 
-def build_synthetic_index(root: Path, passages: int) -> dict[str, Any]:
-    """Writes a one-segment index of about `passages` passages straight through the store
-    (documents split and tokenized as cite does; vectors synthetic). Repeated documents share
-    their text objects, so memory holds the base texts once."""
+@lru_cache(maxsize=1)
+def _bases() -> list[tuple[str, str, list[tuple[Any, list[str], list[tuple[int, int]]]]]]:
+    """The real documents every synthetic index repeats: (title, text, [(passage, BM25 tokens,
+    sentence spans)]), split and tokenized once."""
     from core.config import SplitSettings
-    from core.lexical import TOKENIZER_NAME, tokenize
-    from core.store import FORMAT_VERSION, DocumentRecord, Manifest, quantise, write_segment, write_version, writer_lock
+    from core.lexical import tokenize
     from core.text import sentences_in_span
-    from core.types import Document, Passage, content_id
+    from core.types import Document
     from indexer.build import indexing_text
     from indexer.splitter import split_document
 
-    started = time.perf_counter()
-    split = SplitSettings()
     pool = records()
-    bases = []  # (title, text, [(passage, tokens, sentence spans)])
+    bases = []
     for first in range(0, len(pool), RECORDS_PER_DOCUMENT):
         group = pool[first : first + RECORDS_PER_DOCUMENT]
         text = "\n\n".join(f"{title}. {body}" for title, body in group)
         document = Document("base", text, title=group[0][0])
         pieces = []
-        for p in split_document(document, split):
+        for p in split_document(document, SplitSettings()):
             spans = [(a, b) for a, b, _ in sentences_in_span(text, p.start, p.end)]
             pieces.append((p, tokenize(indexing_text(document.title, p.text)), spans))
         bases.append((document.title, text, pieces))
+    return bases
+
+
+def build_synthetic_index(root: Path, passages: int) -> dict[str, Any]:
+    """Writes a one-segment index of about `passages` passages straight through the store
+    (documents split and tokenized as cite does; vectors synthetic). Repeated documents share
+    their text objects, so memory holds the base texts once."""
+    from core.config import SplitSettings
+    from core.lexical import TOKENIZER_NAME
+    from core.store import FORMAT_VERSION, DocumentRecord, Manifest, quantise, write_segment, write_version, writer_lock
+    from core.types import Document, Passage, content_id
+
+    started = time.perf_counter()
+    split = SplitSettings()
+    bases = _bases()
     documents, table, tokens, spans, offsets, sentence_rows = [], [], [], [], [0], []
     i = 0
     while len(table) < passages:
