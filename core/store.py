@@ -35,6 +35,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -208,6 +209,7 @@ class Segment:
     _meta: list[bytes]
     _cache: OrderedDict = field(default_factory=OrderedDict)
     _passage_texts: dict[int, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @cached_property
     def doc_row(self) -> dict[str, int]:
@@ -220,17 +222,19 @@ class Segment:
 
     def document(self, row: int) -> Document:
         """Document `row` of the segment, text and all (the last few are kept decoded)."""
-        cached = self._cache.get(row)
-        if cached is not None:
-            self._cache.move_to_end(row)
-            return cached
+        with self._lock:  # requests of a UI share the segment from several threads
+            cached = self._cache.get(row)
+            if cached is not None:
+                self._cache.move_to_end(row)
+                return cached
         meta = json.loads(self._meta[row])
         first, last = int(self._text_offsets[row]), int(self._text_offsets[row + 1])
         text = bytes(self._texts[first:last]).decode("utf-8")
         document = document_from_json({**meta, "text": text})
-        self._cache[row] = document
-        if len(self._cache) > _DOCUMENT_CACHE:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[row] = document
+            if len(self._cache) > _DOCUMENT_CACHE:
+                self._cache.popitem(last=False)
         return document
 
     def passage(self, row: int) -> Passage:
@@ -241,9 +245,11 @@ class Segment:
         if text is None:
             text = self._passage_texts.get(row)
         if text is None:  # derived from the span (normalising costs ~0.1 ms a passage: keep the last few)
-            text = self._passage_texts[row] = passage_text(document.text, start, end)
-            if len(self._passage_texts) > _PASSAGE_CACHE:
-                self._passage_texts.pop(next(iter(self._passage_texts)))
+            text = passage_text(document.text, start, end)
+            with self._lock:
+                self._passage_texts[row] = text
+                if len(self._passage_texts) > _PASSAGE_CACHE:
+                    self._passage_texts.pop(next(iter(self._passage_texts)))
         return Passage(
             id=record["id"].decode("ascii"),
             doc=document.doc,
@@ -526,7 +532,8 @@ def new_dense_index(kind: str, dim: int, count: int = 0) -> Any:
     if kind == IVF_KIND:
         lists = max(1, min(4096, int(4 * np.sqrt(max(count, 1)))))
         coarse = faiss.IndexFlatIP(dim)
-        pq = faiss.IndexIVFPQ(coarse, dim, lists, IVF_PQ_BYTES, 8, ip)
+        subquantisers = max(m for m in range(1, IVF_PQ_BYTES + 1) if dim % m == 0)  # PQ needs a divisor of dim
+        pq = faiss.IndexIVFPQ(coarse, dim, lists, subquantisers, 8, ip)
         pq.own_fields = True
         coarse.this.disown()
         refine = faiss.IndexScalarQuantizer(dim, sq8, ip)
