@@ -113,18 +113,18 @@ def index_subset(docs: int, workdir: Path, embedder: Any, split: Any, name: str 
     return SubsetRun(records, queries, report, seconds, cpu, engine, ndcg)
 
 
-def phase_cite(docs: int, workdir: Path, fast: bool = False) -> dict[str, Any]:
+def phase_cite(docs: int, workdir: Path, passages: bool = False) -> dict[str, Any]:
     from core.config import SplitSettings
     from core.embedder import default_embedder
 
     embedder = default_embedder()
     embedder.encode(["load the model before the clock starts"])
-    split = SplitSettings(passage_vectors="sentence-mean" if fast else "passage")
-    measured = index_subset(docs, workdir, embedder, split, "cite-fast-index" if fast else "cite-index")
+    split = SplitSettings(passage_vectors="passage") if passages else SplitSettings()
+    measured = index_subset(docs, workdir, embedder, split, "cite-passages-index" if passages else "cite-index")
     report, seconds = measured.report, measured.seconds
     search_ms, ask_ms = time_queries(measured.engine, list(measured.queries.values()))
     return {
-        "system": "cite --fast" if fast else "cite",
+        "system": "cite --embed-passages" if passages else "cite",
         "embedder": embedder.fingerprint.split(":")[-1] if ":" in embedder.fingerprint else "torch",
         "docs": len(measured.records),
         "passages": report.passages,
@@ -218,10 +218,10 @@ def run_phase(name: str, docs: int, workdir: Path) -> dict[str, Any]:
 def write_results(results: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    cite, fast, chain = results["cite"], results["cite_fast"], results["langchain"]
+    cite, whole, chain = results["cite"], results["cite_passages"], results["langchain"]
 
     def row(label: str, key: str, ratio: bool = False, lower_is_better: bool = True) -> str:
-        values = [cite[key], fast[key], chain[key]]
+        values = [cite[key], whole[key], chain[key]]
         cells = [str(v) for v in values]
         if ratio:  # how many times better than the LangChain recipe
             cells[:2] = [f"{v} ({(chain[key] / v if lower_is_better else v / chain[key]):.2f}x)" for v in values[:2]]
@@ -234,7 +234,7 @@ def write_results(results: dict[str, Any]) -> None:
         f"cite embeds with {cite['embedder']}, LangChain with sentence-transformers on torch (same MiniLM). "
         "Ratios in brackets: times better than the LangChain recipe.",
         "",
-        "| | cite (default) | cite `index --fast` | LangChain recipe |",
+        "| | cite (default) | cite `index --embed-passages` | LangChain recipe |",
         "|---|---|---|---|",
         row("passages (chunks)", "passages"),
         row("texts embedded", "texts_embedded"),
@@ -244,10 +244,10 @@ def write_results(results: dict[str, Any]) -> None:
         row("peak RSS (MB)", "peak_rss_mb", ratio=True),
         row("nDCG@10 (subset)", "ndcg@10"),
         "| search p50 / p95 (ms) | "
-        + " | ".join(f"{r['search']['p50_ms']} / {r['search']['p95_ms']}" for r in (cite, fast, chain))
+        + " | ".join(f"{r['search']['p50_ms']} / {r['search']['p95_ms']}" for r in (cite, whole, chain))
         + " |",
         f"| ask p50 / p95 (ms) | {cite['ask']['p50_ms']} / {cite['ask']['p95_ms']} | "
-        f"{fast['ask']['p50_ms']} / {fast['ask']['p95_ms']} | - |",
+        f"{whole['ask']['p50_ms']} / {whole['ask']['p95_ms']} | - |",
         f"| cold start to first answer (s) | {results['cold_start_seconds']} | | - |",
         "",
         "![index time and query latency](bench.png)",
@@ -264,7 +264,7 @@ def plot(results: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(8, 3.4), dpi=120)
-    names, keys = ["cite", "cite --fast", "LangChain"], ["cite", "cite_fast", "langchain"]
+    names, keys = ["cite", "cite --embed-passages", "LangChain"], ["cite", "cite_passages", "langchain"]
     colors = ["#e8590c", "#f59f00", "#868e96"]
     left.bar(names, [results[k]["index_seconds"] for k in keys], color=colors)
     left.set_title(f"index {results['cite']['docs']} abstracts (s)")
@@ -278,28 +278,28 @@ def plot(results: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=1000)
-    parser.add_argument("--phase", choices=["cite", "cite-fast", "langchain"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["cite", "cite-passages", "langchain"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phase:
         if args.phase == "langchain":
             print(json.dumps(phase_langchain(args.docs, args.workdir)))
         else:
-            print(json.dumps(phase_cite(args.docs, args.workdir, fast=args.phase == "cite-fast")))
+            print(json.dumps(phase_cite(args.docs, args.workdir, passages=args.phase == "cite-passages")))
         return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         cite = run_phase("cite", args.docs, workdir)
         print("cite:", json.dumps(cite), flush=True)
-        fast = run_phase("cite-fast", args.docs, workdir)
-        print("cite --fast:", json.dumps(fast), flush=True)
+        whole = run_phase("cite-passages", args.docs, workdir)
+        print("cite --embed-passages:", json.dumps(whole), flush=True)
         chain = run_phase("langchain", args.docs, workdir)
         print("langchain:", json.dumps(chain), flush=True)
         results = {
             "machine": f"{os.cpu_count()} CPU cores",
             "queries": len(subset(args.docs)[1]),
             "cite": cite,
-            "cite_fast": fast,
+            "cite_passages": whole,
             "langchain": chain,
             "cold_start_seconds": cold_start(workdir / "cite-index"),
         }

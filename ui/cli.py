@@ -51,10 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     _index_option(index)
     index.add_argument("--max-chars", type=int, default=None, help="passage size limit (default 1000)")
     index.add_argument(
-        "--fast",
+        "--embed-passages",
         action="store_true",
-        help="embed sentences only; a passage's vector is their mean (about 2x faster, slightly less accurate)",
+        help="also embed each passage whole, not as the mean of its sentences (about 2x slower; not more accurate)",
     )
+    index.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)  # now the default; kept for scripts
     index.set_defaults(run=_index)
 
     for name, run, help_text in (
@@ -134,7 +135,7 @@ def _index(args: argparse.Namespace) -> int:
         print(f"cite: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     split = SplitSettings(
         max_chars=SplitSettings.max_chars if args.max_chars is None else args.max_chars,
-        passage_vectors="sentence-mean" if args.fast else "passage",
+        passage_vectors="passage" if args.embed_passages else "sentence-mean",
     )
     report = build_index(
         loaded.documents,
