@@ -6,7 +6,7 @@ INDEX := .cite/index
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test index bench eval eval-realdocs clean browser ocr
+.PHONY: install run test index bench bench-scale eval eval-realdocs clean browser ocr
 
 install: $(VENV)/.installed ocr
 
@@ -55,6 +55,10 @@ bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/cite index seeds --index $(INDEX)
 	$(BIN)/python -m bench.load --index $(INDEX)
+
+# Bytes, memory, load, search and incremental-add cost at 100k and 1M passages (no model; ~6 GiB peak).
+bench-scale: install
+	$(BIN)/python -m bench.scale --sizes 100000 1000000
 
 clean:
 	rm -rf $(VENV) .cite

@@ -20,11 +20,12 @@ class SplitSettings:
 
     max_chars: int = 1000
     overlap_sentences: int = 1
-    # "passage": each passage is embedded whole. "sentence-mean": a passage's vector is the
-    # mean of its sentences' (and its title's) vectors, so only sentences are embedded:
-    # about half the indexing time, for -0.035 dense-only and -0.007 hybrid nDCG@10 on
-    # SciFact train (and +0.007 hybrid MRR@10 on the seeds); `cite index --fast`.
-    passage_vectors: PassageVectors = "passage"
+    # "sentence-mean" (the default): a passage's vector is the mean of its sentences' (and its
+    # title's) vectors, so only sentences are embedded: about half the indexing time. Measured
+    # against "passage" (each passage embedded whole; `cite index --embed-passages`): seed
+    # questions hybrid R@1 .892 vs .878, R@5 .973 both, MRR@10 .926 vs .917; SciFact-1000
+    # (bench/run.py) nDCG@10 within .005.
+    passage_vectors: PassageVectors = "sentence-mean"
     # BM25 reads each use of an acronym its document defines ("Commonwealth of Independent
     # States (CIS)") as if spelled out, so a question using the long form finds a passage that
     # says "CIS". The dense vectors are left alone: spelling out there measured worse

@@ -51,9 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     _index_option(index)
     index.add_argument("--max-chars", type=int, default=None, help="passage size limit (default 1000)")
     index.add_argument(
-        "--fast",
+        "--embed-passages",
         action="store_true",
-        help="embed sentences only; a passage's vector is their mean (about 2x faster, slightly less accurate)",
+        help="also embed each passage whole, not as the mean of its sentences (about 2x slower; not more accurate)",
     )
     index.add_argument(
         "--wait",
@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         help="if another program is writing the index (e.g. `cite serve` indexing an upload), wait up to this long "
         "for it (default 0: refuse at once)",
     )
+    index.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)  # now the default; kept for scripts
     index.set_defaults(run=_index)
 
     for name, run, help_text in (
@@ -100,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
         help="also fit the abstention model (confidence weights and threshold) on these questions and print it",
     )
     evaluate.set_defaults(run=_eval)
+
+    verify = sub.add_parser("verify", help="check every index file against its SHA-256 in the manifest")
+    _index_option(verify)
+    verify.set_defaults(run=_verify)
 
     serve = sub.add_parser("serve", help="start the chat UI")
     serve.add_argument(
@@ -144,7 +149,7 @@ def _index(args: argparse.Namespace) -> int:
         print(f"cite: {note.path}: {note.message}", file=sys.stderr)
     split = SplitSettings(
         max_chars=SplitSettings.max_chars if args.max_chars is None else args.max_chars,
-        passage_vectors="sentence-mean" if args.fast else "passage",
+        passage_vectors="passage" if args.embed_passages else "sentence-mean",
     )
     embedder, progress = default_embedder(), _progress_printer()
     deadline = time.monotonic() + max(args.wait, 0)
@@ -161,6 +166,14 @@ def _index(args: argparse.Namespace) -> int:
     print(_summary(report, len(loaded.documents)))
     named_files_failed = any(p.is_file() and any(s.path == p.name for s in loaded.skipped) for p in paths)
     return 1 if named_files_failed else 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from core.store import verify_index
+
+    files, size = verify_index(args.index)  # IndexCorrupt names the damaged file
+    print(f"Index {args.index} is intact: {files} files, {size / 2**20:.1f} MB, every SHA-256 matches.")
+    return 0
 
 
 def _summary(report: Any, documents: int) -> str:

@@ -103,7 +103,7 @@ def test_uploads_are_indexed_listed_and_removed(backend, tmp_path):
     out = web.add_files(backend, [str(notes), str(junk)])
     assert out["status"].startswith("✓ Indexed uploads/owls.txt\n\n⚠ Skipped junk.txt: looks binary")
     assert [row[0] for row in out["table"]] == ["bees.txt", "rivers.md", "uploads/owls.txt"]
-    assert out["table"][2][4] == "upload" and out["files"] is None
+    assert out["table"][2][5] == "upload" and out["files"] is None
     assert out["names"]["choices"] == ["bees.txt", "rivers.md", "uploads/owls.txt"] and out["names"]["value"] == []
     assert web.respond(backend, "What do owls swallow?", [])["answer"]["citations"][0]["doc"] == "uploads/owls.txt"
 

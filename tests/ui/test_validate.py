@@ -87,7 +87,7 @@ def test_plain_file_names_pass(name):
         ("", "has no name"),
         ("bad\x00.txt", "control characters"),
         ("x" * 300 + ".txt", "at most 255"),
-        ("tool.exe", "not a type cite reads; use .htm, .html, .markdown, .md, .pdf"),
+        ("tool.exe", "not a type cite reads; use .docx, .epub, .htm, .html, .markdown, .md, .odt, .pdf"),
         ("noext", "not a type cite reads"),
         (5, "must be text"),
     ],
