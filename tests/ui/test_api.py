@@ -11,19 +11,12 @@ from core.config import SplitSettings
 from core.serialize import answer_json, hits_json
 from indexer.build import build_index
 from indexer.loaders import load_paths
+from tests.ui.conftest import CASPIAN
 from ui import api
 from ui.backend import Backend
 from ui.web import server_app
 
-CASPIAN = "Which river flows into the Caspian Sea?"
 PASSWORD = "correct horse 7"
-
-
-@pytest.fixture
-def backend(corpus, tmp_path, fake_embedder) -> Backend:
-    root = tmp_path / "index"
-    build_index(load_paths([corpus]).documents, root, fake_embedder, SplitSettings())
-    return Backend(root, fake_embedder, reports=tmp_path / "reports")
 
 
 @pytest.fixture(scope="module")

@@ -14,17 +14,9 @@ from core.config import SplitSettings
 from core.serialize import answer_json, hits_json
 from indexer.build import build_index
 from indexer.loaders import load_paths
+from tests.ui.conftest import CASPIAN
 from ui import web
 from ui.backend import Backend
-
-CASPIAN = "Which river flows into the Caspian Sea?"
-
-
-@pytest.fixture
-def backend(corpus, tmp_path, fake_embedder) -> Backend:
-    root = tmp_path / "index"
-    build_index(load_paths([corpus]).documents, root, fake_embedder, SplitSettings())
-    return Backend(root, fake_embedder, reports=tmp_path / "reports")
 
 
 def shown(update) -> str:
