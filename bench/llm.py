@@ -24,7 +24,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +50,13 @@ def smollm2_gguf() -> Path:
 
 
 @contextmanager
-def llama_server(model: Path, threads: int = 2, context: int = 4096, start_timeout: float = 180) -> Iterator[str]:
+def llama_server(model: Path, threads: int = 2, context: int = 2048, start_timeout: float = 180) -> Iterator[str]:
     """llama.cpp's OpenAI-compatible server on a free loopback port, stopped on exit.
 
-    Yields its base URL (".../v1"); the model answers to MODEL_ALIAS. Its log goes to a
-    temporary file whose tail is shown if it fails to start."""
+    Yields its base URL (".../v1"); the model answers to MODEL_ALIAS. `context` also bounds
+    the reply: cite's client sets no max_tokens, and a tiny model can run on until the window
+    is full (a prompt of five passages is about 1,400 tokens). Its log goes to a temporary
+    file whose tail is shown if it fails to start."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise CiteError(f"llama-cpp-python is not installed; {INSTALL_HINT}.")
     port = free_port()
@@ -192,7 +194,11 @@ def ask_both(plain: Any, generative: Any, questions: Sequence[Any]) -> list[dict
         started = time.perf_counter()
         extractive = plain.ask(question.question)
         middle = time.perf_counter()
-        generated = generative.ask(question.question)
+        try:
+            generated = generative.ask(question.question)
+        except CiteError as error:  # e.g. the client's timeout: count it, keep measuring
+            print(f"{question.id}: {error}", flush=True)
+            generated = replace(extractive, text=None, citations=(), claims=(), abstained=True)
         ended = time.perf_counter()
         row = {
             "id": question.id,

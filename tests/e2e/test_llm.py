@@ -29,10 +29,8 @@ QUESTIONS = [
     "Who proposed the creation of a CSO joint command?",
     "Which countries let their participation in the CST expire?",
     "What did Boris Yeltsin call his informal meetings with ex-Soviet counterparts?",
-    "How many countries signed the original Collective Security Treaty in 1993?",
     "Who publishes the Monitor?",
-    "What does revanchism mean in terms of foreign policy?",
-]
+]  # a few: on 2 cores the model takes 5-60 s a question
 FOLLOW_UP = ("And who supported it?", ["Who proposed the creation of a CSO joint command?"])
 
 
