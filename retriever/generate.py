@@ -67,6 +67,9 @@ def chat_model_from_env() -> Any | None:
         model=model,
         api_key=os.environ.get("CITE_LLM_API_KEY") or "not-needed",
         temperature=0,
+        # A few cited sentences need well under 300 tokens; uncapped, a server writes until its
+        # context is full (minutes on a CPU).
+        max_tokens=int(os.environ.get("CITE_LLM_MAX_TOKENS", "300")),
         timeout=120,
         max_retries=1,
     )
