@@ -89,6 +89,10 @@ class OnnxEmbedder:
         self._session = None
         self._tokenizer = None
 
+    def __getstate__(self) -> dict:
+        """Pickles (to a Ray actor) without the loaded session, which the receiver loads itself."""
+        return {**self.__dict__, "_session": None, "_tokenizer": None}
+
     def with_threads(self, threads: int | None) -> OnnxEmbedder:
         """The same model (and fingerprint) run with `threads` intra-op threads, not yet loaded."""
         other = copy.copy(self)
@@ -149,7 +153,7 @@ def onnx_providers() -> list[str]:
 
 
 def torch_device() -> str:
-    """"cuda" when torch sees a GPU (and $CITE_DEVICE is not "cpu"), else "cpu"."""
+    """ "cuda" when torch sees a GPU (and $CITE_DEVICE is not "cpu"), else "cpu"."""
     import torch
 
     return "cuda" if os.environ.get("CITE_DEVICE", "auto") != "cpu" and torch.cuda.is_available() else "cpu"
