@@ -165,6 +165,34 @@ class Shard:
         return self._at(version).documents.get(name)
 
 
+def _actor_name(root: Path, number: int, count: int) -> str:
+    return f"cite-shard-{number}-of-{count}:{root}"
+
+
+def _running_shards(root: Path) -> int:
+    """How many shards serve `root` on the cluster now (0: none)."""
+    import ray
+
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a.get("namespace") == NAMESPACE]
+    counts = {int(name.split("-of-")[1].split(":")[0]) for name in names if name.endswith(f":{root}")}
+    return max(counts, default=0)
+
+
+def sharded_engine(address: str, root: Path, shards: int = 2) -> ShardedEngine:
+    """An engine over the shard actors serving `root` on the Ray cluster at `address` (started
+    for this process when none are running). Stays connected for the process's life."""
+    import ray
+
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise CiteError(
+                f"Cannot reach a Ray cluster at {address} ({error}); start one with `ray start --head`."
+            ) from None
+    return ShardedEngine(root, ShardSet.start(root, shards, detached=False))
+
+
 def _with_starts(segments: Sequence[Any]) -> Iterator[tuple[Any, int]]:
     start = 0
     for segment in segments:
@@ -193,23 +221,32 @@ class ShardSet:
     actors: list[Any] = field(default_factory=list)
 
     @classmethod
-    def start(cls, root: Path, shards: int = 2, cpus: float = 1.0) -> ShardSet:
-        """The shard actors for the index at `root`: found when running, else started (detached:
-        they outlive this process until `stop`). Needs `ray.init` first."""
+    def start(cls, root: Path, shards: int = 2, cpus: float = 0.0, detached: bool = True) -> ShardSet:
+        """The shard actors for the index at `root`: the running ones if there are, else `shards`
+        new ones (at most one per segment), spread over the nodes, each reserving `cpus` (none by
+        default: they hold memory and answer in milliseconds, and must not starve indexing).
+        Detached actors outlive this process until `stop`; others end with it. Needs `ray.init`.
+
+        Raises:
+            IndexMissing: when there is no index at `root`.
+        """
         import ray
 
         root = Path(root).resolve()
         if current_version(root) is None:
             raise IndexMissing(f"No index at {root}; build one with `cite index PATH --index {root}`.")
-        count = len(assign_shards(read_manifest(root).segments, shards))
+        running = _running_shards(root)
+        count = running or len(assign_shards(read_manifest(root).segments, shards))
         remote = ray.remote(max_restarts=-1, max_task_retries=0)(Shard)
+        lifetime = {"lifetime": "detached"} if detached else {}
         actors = [
             remote.options(
-                name=f"cite-shard-{n}-of-{count}:{root}",
+                name=_actor_name(root, n, count),
                 namespace=NAMESPACE,
                 get_if_exists=True,
-                lifetime="detached",
                 num_cpus=cpus,
+                scheduling_strategy="SPREAD",
+                **lifetime,
             ).remote(str(root), n, count)
             for n in range(count)
         ]

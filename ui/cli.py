@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="embed sentences only; a passage's vector is their mean (about 2x faster, slightly less accurate)",
     )
+    index.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS", help="embed on a Ray cluster (no ADDRESS: a local Ray)"
+    )
     index.set_defaults(run=_index)
 
     for name, run, help_text in (
@@ -66,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--batch", type=Path, help='JSONL file of {"id", "question"} lines')
         command.add_argument("--k", type=int, default=10, help="passages to return (default 10)")
         command.add_argument("--json", action="store_true", help="print JSON")
+        command.add_argument("--ray", metavar="ADDRESS", help="query the index's shard actors on this Ray cluster")
         _index_option(command)
         command.set_defaults(run=run)
 
@@ -98,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--password", default=os.environ.get("CITE_PASSWORD"), help="require login as user 'cite' ($CITE_PASSWORD)"
     )
+    serve.add_argument("--ray", metavar="ADDRESS", help="serve from shard actors on this Ray cluster")
+    serve.add_argument("--shards", type=int, default=2, help="with --ray: shard actors (default 2)")
+    serve.add_argument("--replicas", type=int, default=0, help="with --ray: Ray Serve replicas of the HTTP API")
     _index_option(serve)
     _report_dir_option(serve, "the Eval tab's")
     serve.set_defaults(run=_serve)
@@ -132,6 +139,10 @@ def _index(args: argparse.Namespace) -> int:
         max_chars=SplitSettings.max_chars if args.max_chars is None else args.max_chars,
         passage_vectors="sentence-mean" if args.fast else "passage",
     )
+    if args.ray is not None:  # the same build, its embedding spread over a Ray cluster
+        from indexer.distributed import ray_builder
+
+        build_index = ray_builder(args.ray)
     report = build_index(
         loaded.documents,
         args.index,
@@ -206,6 +217,11 @@ def _checked(questions: Iterator[tuple[Any, str]]) -> list[tuple[Any, str]]:
 def _engine(args: argparse.Namespace):
     from retriever.engine import Engine
     from retriever.generate import chat_model_from_env
+
+    if args.ray:  # the same engine over shard actors on a Ray cluster
+        from retriever.shards import sharded_engine
+
+        return sharded_engine(args.ray, args.index)
 
     return Engine(args.index, chat_model=chat_model_from_env())
 
@@ -347,6 +363,10 @@ def _serve(args: argparse.Namespace) -> int:
     from eval.report import REPORTS
 
     auth = ("cite", args.password) if args.password else None
+    if args.ray:  # shard actors (and Serve replicas) on a Ray cluster
+        from ui.ray_serve import serving_on
+
+        serve = serving_on(args.ray, args.shards, args.replicas)
     serve(args.index, host=args.host, port=args.port, auth=auth, reports=args.report_dir or REPORTS)
     return 0
 

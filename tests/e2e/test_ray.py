@@ -3,6 +3,7 @@ machine, against the one-box build and engine; a killed shard and a killed index
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -130,14 +131,14 @@ def test_ray_build_equals_the_local_build_and_is_incremental(cluster, tmp_path):
 @pytest.fixture(scope="module")
 def sharded(cluster, tmp_path_factory):
     """An index of three segments (built in three local runs), its one-box engine, and two shard
-    actors serving it (holding no CPU, so indexing tests still find free ones)."""
+    actors serving it."""
     from retriever.shards import ShardSet
 
     root = tmp_path_factory.mktemp("sharded") / "index"
     for end in (6, 12, 18):
         build_index(corpus()[:end], root, FakeEmbedder(), SplitSettings())
     assert len(read_index(root).segments) == 3
-    shards = ShardSet.start(root, shards=2, cpus=0)
+    shards = ShardSet.start(root, shards=2)
     try:
         yield root, Engine(root, FakeEmbedder()), shards
     finally:
@@ -217,3 +218,30 @@ def test_a_worker_killed_mid_indexing_loses_nothing(cluster, tmp_path):
     assert stored_rows(local).keys() == stored_rows(root).keys()
     segments = {s.record.name for s in read_index(root).segments}
     assert {p.name for p in (root / "segments").iterdir()} == segments  # the failed runs left nothing
+
+
+def test_cli_index_search_and_ask_on_ray_equal_the_local_ones(cluster, seeds_copy, tmp_path, capsys):
+    """The real model in the actors (int8): the seeds' passages as locally, rankings within the
+    batch tolerance (here: the same top 5), and `search --ray` equal to a local search."""
+    from retriever.shards import NAMESPACE
+    from ui.cli import main
+
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    assert main(["index", str(seeds_copy), "--index", str(local)]) == 0
+    assert main(["index", str(seeds_copy), "--index", str(on_ray), "--ray", cluster.address]) == 0
+    assert "5 added" in capsys.readouterr().out
+    assert [p.id for p in read_index(local).passages] == [p.id for p in read_index(on_ray).passages]
+    a, b = read_index(local), read_index(on_ray)
+    drift = 1 - min(float(np.dot(a.vectors[i], b.vectors[i])) for i in range(len(a.passages)))
+    assert drift < 0.03  # int8 activations are quantised per batch: batch mates move a vector slightly
+    question = "Who proposed the creation of a CSO joint command?"
+    for command in ("search", "ask"):
+        outputs = []
+        for root, ray_args in ((local, []), (on_ray, []), (on_ray, ["--ray", cluster.address])):
+            assert main([command, question, "--index", str(root), "--json", "--k", "5", *ray_args]) == 0
+            outputs.append(json.loads(capsys.readouterr().out))
+        hits = [o["hits"] for o in outputs]
+        assert [h["doc"] + str(h["start"]) for h in hits[0]] == [h["doc"] + str(h["start"]) for h in hits[1]]
+        assert outputs[2] == outputs[1]  # sharded serving equals the one-box engine on the same index
+    for name in [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE]:
+        ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
