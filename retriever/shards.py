@@ -190,7 +190,9 @@ def sharded_engine(address: str, root: Path, shards: int = 2) -> ShardedEngine:
             raise CiteError(
                 f"Cannot reach a Ray cluster at {address} ({error}); start one with `ray start --head`."
             ) from None
-    return ShardedEngine(root, ShardSet.start(root, shards, detached=False))
+    from retriever.generate import chat_model_from_env
+
+    return ShardedEngine(root, ShardSet.start(root, shards, detached=False), chat_model=chat_model_from_env())
 
 
 def _with_starts(segments: Sequence[Any]) -> Iterator[tuple[Any, int]]:

@@ -33,7 +33,11 @@ class ShardedBackend(Backend):
     def engine(self) -> ShardedEngine:  # type: ignore[override]
         with self._lock:
             if self._engine is None:
-                self._engine = ShardedEngine(self.root, self.shards, self.embedder, self.settings)
+                from retriever.generate import chat_model_from_env
+
+                self._engine = ShardedEngine(
+                    self.root, self.shards, self.embedder, self.settings, chat_model_from_env()
+                )
             return self._engine  # type: ignore[return-value]
 
 
@@ -41,7 +45,9 @@ class CiteHTTP:
     """A Ray Serve replica: search and ask over the shard actors of one index."""
 
     def __init__(self, root: str) -> None:
-        self.engine = ShardedEngine(Path(root), ShardSet.start(Path(root)))
+        from retriever.generate import chat_model_from_env
+
+        self.engine = ShardedEngine(Path(root), ShardSet.start(Path(root)), chat_model=chat_model_from_env())
 
     async def __call__(self, request: Any) -> Any:
         from starlette.responses import JSONResponse

@@ -220,16 +220,23 @@ def test_a_worker_killed_mid_indexing_loses_nothing(cluster, tmp_path):
     assert {p.name for p in (root / "segments").iterdir()} == segments  # the failed runs left nothing
 
 
-def test_cli_index_search_and_ask_on_ray_equal_the_local_ones(cluster, seeds_copy, tmp_path, capsys):
+def test_cli_index_search_and_ask_on_ray_equal_the_local_ones(cluster, tmp_path, capsys):
     """The real model in the actors (int8): the seeds' passages as locally, rankings within the
     batch tolerance (here: the same top 5), and `search --ray` equal to a local search."""
+    import shutil
+
     from retriever.shards import NAMESPACE
+    from tests.conftest import SEEDS
     from ui.cli import main
 
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("000_2bd661a9261bf817.txt", "002_8243180751e60087.txt", "004_9fdd055095dae421.txt"):
+        shutil.copy(SEEDS / name, folder / name)  # the small seeds: the real model embeds them twice
     local, on_ray = tmp_path / "local", tmp_path / "ray"
-    assert main(["index", str(seeds_copy), "--index", str(local)]) == 0
-    assert main(["index", str(seeds_copy), "--index", str(on_ray), "--ray", cluster.address]) == 0
-    assert "5 added" in capsys.readouterr().out
+    assert main(["index", str(folder), "--index", str(local)]) == 0
+    assert main(["index", str(folder), "--index", str(on_ray), "--ray", cluster.address]) == 0
+    assert "3 added" in capsys.readouterr().out
     assert [p.id for p in read_index(local).passages] == [p.id for p in read_index(on_ray).passages]
     a, b = read_index(local), read_index(on_ray)
     drift = 1 - min(float(np.dot(a.vectors[i], b.vectors[i])) for i in range(len(a.passages)))
