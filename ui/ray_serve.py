@@ -115,7 +115,8 @@ def serve_on_ray(
     if replicas:
         start_replicas(root, replicas, host, serve_port)
         print(f"cite: HTTP API on http://{host}:{serve_port}/search and /ask ({replicas} Ray Serve replicas)")
-    print(f"cite: {shard_set.shards} shard actors serve {root}; the UI runs here")
+    fewer = f" (shards hold whole segments, and the index has {shard_set.shards})" if shard_set.shards < shards else ""
+    print(f"cite: {shard_set.shards} shard actor(s) serve {root}{fewer}; the UI runs here")
     backend = ShardedBackend(root, shard_set, reports)
     app = build_app(backend)
     app.queue(default_concurrency_limit=4)
