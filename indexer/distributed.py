@@ -104,7 +104,7 @@ def ray_builder(address: str | None, settings: RaySettings | None = None) -> Cal
         root: Path,
         embedder: Embedder,
         split: SplitSettings,
-        progress: Any = None,
+        progress: Any = None,  # accepted for build_index's signature; batches finish as a whole
         *,
         scope: Collection[str] | None = None,
         remove: Collection[str] = (),
@@ -126,8 +126,8 @@ def build_index_on_ray(
 ) -> IndexReport:
     """`build_index` with the new and changed documents embedded by Ray actors, a segment per batch.
 
-    `embedder` must pickle (the real ones do before their first `encode`): each actor gets a
-    copy and loads the model once.
+    `embedder` must pickle (OnnxEmbedder pickles without its loaded session): each actor gets a
+    copy and loads the model once. There is no progress callback: batches finish as a whole.
 
     Raises:
         DocumentError: when `documents` is empty (an empty index answers nothing).
