@@ -6,9 +6,9 @@ INDEX := .cite/index
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test index bench eval clean browser
+.PHONY: install run test index bench bench-scale eval eval-realdocs clean browser ocr
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed ocr
 
 # torch first, from the CPU wheel: otherwise pip resolves a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -32,8 +32,22 @@ test: install browser
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
+# Debian's tesseract-ocr reads scanned PDF pages (pages without a text layer); without it cite
+# indexes the rest and says which pages it could not read.
+ocr:
+	@command -v tesseract >/dev/null || { apt-get update -qq && apt-get install -y -qq tesseract-ocr; } \
+		|| echo "cite: could not install tesseract-ocr; scanned PDF pages will not be read"
+
 eval: install
 	$(BIN)/cite eval
+
+# The real-documents set: Debian's gnuplot and amsmath PDF manuals and PostgreSQL's HTML
+# tutorial (installed by apt, not committed), 349 questions; held-out figures with --split test.
+REALDOCS := .cite/realdocs
+eval-realdocs: install
+	bash eval/realdocs/setup.sh $(REALDOCS)
+	$(BIN)/cite index $(REALDOCS) --index .cite/realdocs-index
+	$(BIN)/cite eval --questions eval/realdocs/questions.jsonl --index .cite/realdocs-index --split test
 
 # Speed against the LangChain quickstart recipe, and a load test of the UI's HTTP API.
 bench: install
@@ -41,6 +55,10 @@ bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/cite index seeds --index $(INDEX)
 	$(BIN)/python -m bench.load --index $(INDEX)
+
+# Bytes, memory, load, search and incremental-add cost at 100k and 1M passages (no model; ~6 GiB peak).
+bench-scale: install
+	$(BIN)/python -m bench.scale --sizes 100000 1000000
 
 clean:
 	rm -rf $(VENV) .cite

@@ -1,18 +1,29 @@
 """The one tokenizer for BM25 (the index and the queries must agree on it exactly), and the
-one lexical index type over its tokens."""
+one lexical index type over its tokens.
+
+BM25 statistics are kept per segment (`Postings`: term frequencies and passage lengths),
+and the collection-wide parts (IDF, mean passage length) are summed over the segments at
+query time, so a new segment never touches the old ones: adding a document costs what the
+document holds. Scores are bm25s' Lucene variant, the same as scoring one big index.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 TOKENIZER_NAME = "words-lower-stopwords-en-snowball-english-v1"
 _WORD = re.compile(r"\w+", re.UNICODE)
+K1 = 1.2
+B = 0.75
+POSTINGS_FILES = ("bm25_vocab.json", "bm25_indptr.npy", "bm25_rows.npy", "bm25_tf.npy", "bm25_lengths.npy")
+_MAX_TF = np.iinfo(np.uint16).max
 
 
 @lru_cache(maxsize=1)
@@ -49,76 +60,156 @@ def question_terms(text: str) -> list[str]:
     return [token for token in tokenize(text) if token not in dropped]
 
 
+def lucene_idf(df: int | np.ndarray, n: int) -> float | np.ndarray:
+    """bm25s' (and Lucene's) IDF: never negative; a token no passage holds gets the maximum."""
+    return np.log(1.0 + (n - np.asarray(df, dtype=np.float64) + 0.5) / (np.asarray(df, dtype=np.float64) + 0.5))
+
+
+@dataclass(frozen=True, eq=False)
+class Postings:
+    """One segment's BM25 statistics: for each term (a column), the passages (rows) that hold
+    it and how often, plus every passage's length in tokens. Arrays may be memory-mapped."""
+
+    columns: dict[str, int]  # term -> column
+    indptr: np.ndarray  # int64 (terms + 1): column c owns postings indptr[c]:indptr[c + 1]
+    rows: np.ndarray  # int32, passage row of each posting (ascending within a column)
+    tf: np.ndarray  # uint16, term frequency of each posting
+    lengths: np.ndarray  # int32 (passages,), tokens per passage
+
+    @classmethod
+    def build(cls, tokens: Sequence[list[str]]) -> Postings:
+        """Postings of `tokens`, one list per passage (the same list object given twice is
+        counted once and reused, which keeps repeated texts cheap)."""
+        columns: dict[str, int] = {}
+        seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        terms, counts, lengths = [], [], np.zeros(len(tokens), dtype=np.int32)
+        for row, words in enumerate(tokens):
+            lengths[row] = len(words)
+            bag = seen.get(id(words))
+            if bag is None:
+                ids = np.fromiter((columns.setdefault(w, len(columns)) for w in words), np.int32, len(words))
+                bag = seen[id(words)] = np.unique(ids, return_counts=True)
+            terms.append(bag[0])
+            counts.append(bag[1])
+        per_row = np.fromiter((len(t) for t in terms), np.int64, len(terms))
+        term = np.concatenate(terms) if terms else np.zeros(0, np.int32)
+        tf = np.minimum(np.concatenate(counts), _MAX_TF).astype(np.uint16) if counts else np.zeros(0, np.uint16)
+        row_of = np.repeat(np.arange(len(tokens), dtype=np.int32), per_row)
+        order = np.argsort(term, kind="stable")  # by column, rows ascending within one
+        indptr = np.zeros(len(columns) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term, minlength=len(columns)), out=indptr[1:])
+        return cls(columns, indptr, row_of[order], tf[order], lengths)
+
+    @classmethod
+    def load(cls, folder: Path) -> Postings:
+        """Opens postings `save` wrote into `folder`, arrays memory-mapped.
+
+        Raises:
+            OSError, ValueError: when files are missing or damaged.
+        """
+        vocab = json.loads((folder / POSTINGS_FILES[0]).read_text(encoding="utf-8"))
+        arrays = [_load_array(folder / name) for name in POSTINGS_FILES[1:]]
+        postings = cls({term: column for column, term in enumerate(vocab)}, *arrays)
+        if len(postings.indptr) != len(vocab) + 1 or int(postings.indptr[-1]) != len(postings.rows):
+            raise ValueError(f"BM25 postings in {folder} are inconsistent")
+        return postings
+
+    def save(self, folder: Path) -> None:
+        """Writes the postings as POSTINGS_FILES in `folder` (a vocabulary list and arrays)."""
+        vocab = sorted(self.columns, key=self.columns.__getitem__)
+        (folder / POSTINGS_FILES[0]).write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        for name, array in zip(POSTINGS_FILES[1:], (self.indptr, self.rows, self.tf, self.lengths), strict=True):
+            np.save(folder / name, array)
+
+    @property
+    def num_docs(self) -> int:
+        return len(self.lengths)
+
+    def df(self, token: str) -> int:
+        column = self.columns.get(token)
+        return 0 if column is None else int(self.indptr[column + 1] - self.indptr[column])
+
+    def bags(self, rows: Sequence[int]) -> list[list[str]]:
+        """The tokens of passages `rows` as a bag (each term repeated by its frequency; order lost,
+        which BM25 never looks at): what moving passages into another segment needs."""
+        wanted = np.zeros(self.num_docs, dtype=bool)
+        wanted[np.asarray(rows, dtype=np.int64)] = True
+        keep = wanted[self.rows]
+        terms = np.repeat(np.arange(len(self.columns), dtype=np.int64), np.diff(self.indptr))[keep]
+        vocab = sorted(self.columns, key=self.columns.__getitem__)
+        bags: dict[int, list[str]] = {int(row): [] for row in rows}
+        for row, term, tf in zip(self.rows[keep].tolist(), terms.tolist(), self.tf[keep].tolist(), strict=True):
+            bags[row].extend([vocab[term]] * tf)
+        return [bags[int(row)] for row in rows]
+
+
 class LexicalIndex:
-    """BM25 over the passages' tokens (bm25s, Lucene variant): the one place that knows bm25s.
+    """BM25 over the passages of one or more segments (Lucene variant, as bm25s scores it):
+    the one place that knows BM25. Rows count through the segments in order.
 
-    Build it from tokens (`build`) or open a saved one memory-mapped (`load`); rows are
-    passages, in the order their tokens were given."""
+    Build it from tokens (`build`, one segment) or from stored segments' `Postings`."""
 
-    K1 = 1.2
-    B = 0.75
+    K1 = K1
+    B = B
 
-    def __init__(self, bm25: Any) -> None:
-        """Wraps a bm25s.BM25 that has been indexed; use `build` or `load` instead."""
-        self._bm25 = bm25
+    def __init__(self, parts: Sequence[Postings]) -> None:
+        self.parts = list(parts)
+        self._starts = np.cumsum([0] + [part.num_docs for part in self.parts])
+        total_length = sum(int(np.sum(part.lengths, dtype=np.int64)) for part in self.parts)
+        self._mean_length = total_length / max(self.num_docs, 1)
 
     @classmethod
     def build(cls, tokens: Sequence[list[str]]) -> LexicalIndex:
-        """BM25 over `tokens`, one list per passage. Its statistics (IDF, mean length) cover all of
-        them, so scores do not depend on how passages happen to be split into segments."""
-        import bm25s
-
-        bm25 = bm25s.BM25(k1=cls.K1, b=cls.B)
-        bm25.index(list(tokens), show_progress=False)
-        return cls(bm25)
-
-    @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
-        """Opens an index `save` wrote, its arrays memory-mapped.
-
-        Raises:
-            OSError, ValueError, KeyError: when the folder is missing or damaged.
-        """
-        import bm25s
-
-        return cls(bm25s.BM25.load(str(folder), mmap=True))
-
-    def save(self, folder: Path) -> None:
-        """Writes the index as bm25s does (its arrays and a params and vocabulary file)."""
-        self._bm25.save(str(folder))
+        """BM25 over `tokens`, one list per passage."""
+        return cls([Postings.build(tokens)])
 
     @property
     def num_docs(self) -> int:
         """How many passages (rows) the index scores."""
-        return int(self._bm25.scores["num_docs"])
+        return int(self._starts[-1])
 
     @cached_property
     def vocab(self) -> frozenset[str]:
         """Every token some passage holds."""
-        return frozenset(token for token in self._bm25.vocab_dict if token)
+        return frozenset(token for part in self.parts for token in part.columns)
 
     def has(self, token: str) -> bool:
-        """Whether some passage holds `token`. (bm25s keeps "" as a placeholder; it is no token.)"""
-        return bool(token) and token in self._bm25.vocab_dict
+        """Whether some passage holds `token`."""
+        return any(token in part.columns for part in self.parts)
 
     def df(self, token: str) -> int:
         """How many passages hold `token` (0 for a token the index has never seen)."""
-        column = self._bm25.vocab_dict.get(token)
-        if column is None:
-            return 0
-        indptr = self._bm25.scores["indptr"]  # one column of passage scores per token: its length is the df
-        return int(indptr[column + 1] - indptr[column])
+        return sum(part.df(token) for part in self.parts)
 
     def idf(self, token: str) -> float:
         """The IDF BM25 weighs `token` with; a token the index has never seen gets the maximum."""
-        from bm25s.scoring import _select_idf_scorer  # bm25s' own formula for its IDF variant
-
-        return float(_select_idf_scorer(self._bm25.idf_method)(self.df(token), N=self.num_docs))
+        return float(lucene_idf(self.df(token), self.num_docs))
 
     def scores(self, tokens: Sequence[str]) -> np.ndarray:
-        """BM25 score of every passage for a query of `tokens` (tokens the index has never seen
-        count for nothing; zeros when none is known)."""
+        """BM25 score of every passage for a query of `tokens` (a repeated token counts each
+        time, as in bm25s; tokens the index has never seen count for nothing)."""
+        out = np.zeros(self.num_docs, dtype=np.float32)
         known = [token for token in tokens if self.has(token)]
         if not known:
-            return np.zeros(self.num_docs, dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+            return out
+        weights: dict[str, float] = {}
+        for token in known:
+            weights[token] = weights.get(token, 0.0) + self.idf(token)
+        for part, start in zip(self.parts, self._starts, strict=False):
+            for token, weight in weights.items():
+                column = part.columns.get(token)
+                if column is None:
+                    continue
+                first, last = int(part.indptr[column]), int(part.indptr[column + 1])
+                rows = np.asarray(part.rows[first:last], dtype=np.int64)
+                lengths = np.asarray(part.lengths[rows], dtype=np.float32)
+                tf = np.asarray(part.tf[first:last], dtype=np.float32)
+                norm = self.K1 * (1 - self.B + self.B * lengths / np.float32(self._mean_length))
+                out[start + rows] += np.float32(weight) * tf / (tf + norm)
+        return out
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """An .npy file memory-mapped (read in full when empty: an empty file cannot be mapped)."""
+    array = np.load(path, mmap_mode="r")
+    return np.array(array) if array.size == 0 else np.asarray(array)  # a plain view: memmap indexing is slow

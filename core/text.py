@@ -43,6 +43,16 @@ class Normalised:
         return self.offsets[start], self.offsets[end - 1] + 1
 
 
+_UNUSUAL_SPACE = re.compile(r"[^\S ]| \s")
+
+
+def normalised_text(original: str) -> str:
+    """`normalise(original).text`, without the offset map: what a passage's stored span reads as."""
+    if original == original.strip() and not _UNUSUAL_SPACE.search(original):
+        return original  # only single spaces: nothing to normalise
+    return _NORMALISE.sub(lambda match: _REPLACEMENT[match.lastgroup or "space"], original).strip()
+
+
 def normalise(original: str) -> Normalised:
     """Joins hyphenated line breaks, unwraps hard-wrapped lines, collapses whitespace.
 

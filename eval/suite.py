@@ -194,10 +194,12 @@ def judged_questions(questions: list[Question], index: StoredIndex) -> tuple[dic
     return {q.id: q.question for q in answerable}, evidence_qrels(answerable, index.passages)
 
 
-def tune_questions(questions_path: Path, index_root: Path, embedder: Embedder, settings: Settings) -> Tuning:
-    """Fusion weights tuned on a question file's answerable questions (MRR@10)."""
+def tune_questions(
+    questions_path: Path, index_root: Path, embedder: Embedder, settings: Settings, split: str | None = None
+) -> Tuning:
+    """Fusion weights tuned on a question file's answerable questions (MRR@10), or on one split's."""
     index = read_index(index_root)
-    queries, qrels = judged_questions(load_questions(questions_path), index)
+    queries, qrels = judged_questions(questions_in_split(load_questions(questions_path), split), index)
     return tune_search(index, embedder, queries, qrels, settings.search, "mrr@10")
 
 

@@ -12,20 +12,19 @@ import numpy as np
 from core.acronyms import defined_acronyms, spell_out
 from core.config import SplitSettings
 from core.embedder import Embedder
-from core.errors import CiteError, DocumentError
+from core.errors import CiteError, DocumentError, IndexIncompatible
 from core.layout import SECTION_SEPARATOR
-from core.lexical import TOKENIZER_NAME, LexicalIndex, tokenize
+from core.lexical import TOKENIZER_NAME, tokenize
 from core.store import (
     FORMAT_VERSION,
     DocumentRecord,
     Manifest,
     Segment,
     SegmentRecord,
+    SentenceArrays,
     StoredIndex,
     current_version,
-    dense_index_kind,
     incompatibility,
-    new_dense_index,
     read_index,
     write_segment,
     write_version,
@@ -113,7 +112,7 @@ def build_index(
             remove=remove,
         )
         if old and plan.up_to_date:
-            report = IndexReport(root, unchanged=list(plan.unchanged), passages=len(old.passages))
+            report = IndexReport(root, unchanged=list(plan.unchanged), passages=old.passage_count)
         else:
             report = replace(
                 _carry_out(plan, documents, old, root, embedder, split, progress), rebuilt_because=why_rebuild
@@ -131,7 +130,7 @@ class SegmentContents:
 
     @classmethod
     def of(cls, segment: Segment) -> SegmentContents:
-        return cls(segment.record.name, frozenset(d.doc for d in segment.documents), segment.record.passages)
+        return cls(segment.record.name, frozenset(segment.doc_names), segment.record.passages)
 
 
 @dataclass(frozen=True)
@@ -230,31 +229,29 @@ def _carry_out(
     """Does what `plan` says: copies the rows of the documents it moves out of the segments it
     retires, embeds the new and changed ones, and writes one new segment and version."""
     old_docs = old.manifest.documents if old else {}
-    by_name = {**(old.documents if old else {}), **{d.doc: d for d in documents}}
+    given = {d.doc: d for d in documents}
     kept = [s for s in old.segments if s.record.name in plan.keep] if old else []
     leaving = [s for s in old.segments if s.record.name not in plan.keep] if old else []
     copy = set(plan.copy)
     rows = {doc: r for segment in leaving for doc, r in _rows_of(segment, copy).items()}
     carried_passages = sum(map(len, rows.values()))
-    fresh = [by_name[name] for name in plan.embed]
+    moved = {name: s.document(s.doc_row[name]) for s in leaving for name in s.doc_names if name in copy}
+    fresh = [given[name] for name in plan.embed]
     fresh_rows, texts_embedded = _embed_documents(
         [(d, split_document(d, split)) for d in fresh], embedder, progress, split
     )
     rows.update(fresh_rows)
     # Moved documents as their old segment stored them, next to the new and changed ones.
-    segment_docs = sorted([d for s in leaving for d in s.documents if d.doc in copy] + fresh, key=lambda d: d.doc)
+    segment_docs = sorted([*moved.values(), *fresh], key=lambda d: d.doc)
     records = [s.record for s in kept]
     passage_count = sum(r.passages for r in records) + sum(len(rows.get(d.doc, [])) for d in segment_docs)
     if not passage_count:
         raise DocumentError("The documents hold no text to index.")
     if segment_docs:
         records.append(_write_segment(root, segment_docs, rows, embedder.dim))
-    counts = {**{name: old_docs[name].passages for name in plan.unchanged}, **{d: len(r) for d, r in rows.items()}}
-    manifest = _manifest(
-        [by_name[name] for name in plan.documents], records, counts, embedder, split, old_docs, set(plan.unchanged)
-    )
-    new_tokens = [row.tokens for d in segment_docs for row in rows.get(d.doc, [])]
-    write_version(root, manifest, LexicalIndex.build([t for s in kept for t in s.tokens()] + new_tokens))
+    counts = {d: len(r) for d, r in rows.items()}
+    manifest = _manifest(plan, given, records, counts, embedder, split, old_docs)
+    write_version(root, manifest)
     return IndexReport(
         root,
         added=list(plan.added),
@@ -270,39 +267,34 @@ def _carry_out(
 
 def _rows_of(segment: Segment, docs: set[str]) -> dict[str, list[Row]]:
     """The stored rows of `docs` in `segment`, as they are (no embedding)."""
+    wanted = [segment.doc_row[name] for name in segment.doc_names if name in docs]
+    if not wanted:
+        return {}
+    local = np.flatnonzero(np.isin(segment.passage_table["doc"], wanted))
+    vectors = segment.vectors(local)
+    tokens = segment.tokens(local)
+    counts, spans, sentence_vectors = segment.sentences(local)
+    firsts = np.cumsum(counts) - counts
     grouped: dict[str, list[Row]] = {}
-    tokens = segment.tokens()
-    offsets = segment.sentence_offsets
-    for row, passage in enumerate(segment.passages):
-        if passage.doc not in docs:
-            continue
-        first, last = int(offsets[row]), int(offsets[row + 1])
+    for i, row in enumerate(local):
+        passage = segment.passage(int(row))
+        first, count = int(firsts[i]), int(counts[i])
         grouped.setdefault(passage.doc, []).append(
-            Row(
-                passage,
-                np.array(segment.vectors[row]),
-                tokens[row],
-                np.array(segment.sentence_spans[first:last]),
-                np.array(segment.sentence_vectors[first:last]),
-            )
+            Row(passage, vectors[i], tokens[i], spans[first : first + count], sentence_vectors[first : first + count])
         )
     return grouped
 
 
 def _write_segment(root: Path, documents: list[Document], rows: dict[str, list[Row]], dim: int) -> SegmentRecord:
     ordered = [row for document in documents for row in rows.get(document.doc, [])]
-    vectors = np.vstack([row.vector for row in ordered]) if ordered else np.zeros((0, dim))
-    vectors = vectors.astype(np.float32)
-    kind = dense_index_kind(len(ordered))
+    vectors = np.vstack([row.vector for row in ordered]).astype(np.float32) if ordered else np.zeros((0, dim))
     return write_segment(
         root,
         documents,
         [row.passage for row in ordered],
         [row.tokens for row in ordered],
         vectors,
-        _sentence_arrays(ordered, dim),
-        _dense_index(vectors, kind, dim),
-        kind,
+        sentence_arrays(ordered, dim),
     )
 
 
@@ -312,6 +304,8 @@ def _reusable_index(root: Path, embedder: Embedder, split: SplitSettings) -> tup
         return None, ""
     try:
         old = read_index(root)
+    except IndexIncompatible as error:
+        return None, f"the index format changed ({error})"
     except CiteError as error:
         return None, f"the old index was unusable ({error})"
     mismatch = incompatibility(old.manifest, embedder, split)
@@ -392,38 +386,61 @@ def _embed(texts: list[str], embedder: Embedder, progress: Progress | None, done
     return np.vstack(chunks) if chunks else np.zeros((0, embedder.dim), dtype=np.float32)
 
 
-def _sentence_arrays(ordered: list[Row], dim: int) -> dict[str, np.ndarray]:
-    """Sentences of all passages, concatenated in passage order, with per-passage offsets."""
-    counts = [len(row.sentence_spans) for row in ordered]
-    return {
-        "sentence_offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        "sentence_spans": np.vstack([row.sentence_spans for row in ordered]).astype(np.int64).reshape(-1, 2),
-        "sentence_vectors": np.vstack([row.sentence_vectors for row in ordered]).astype(np.float32).reshape(-1, dim),
-    }
+def sentence_arrays(ordered: Sequence[Row], dim: int) -> SentenceArrays:
+    """The sentences of passages `ordered`, each stored once: overlapping passages of a
+    document share a sentence (same original span), and point at the same row."""
+    rows: list[int] = []
+    offsets = [0]
+    spans: list[tuple[int, int]] = []
+    vectors: list[np.ndarray] = []
+    seen: dict[tuple[str, int, int], int] = {}
+    for row in ordered:
+        for (start, end), vector in zip(row.sentence_spans.tolist(), row.sentence_vectors, strict=True):
+            key = (row.passage.doc, start, end)
+            if key not in seen:
+                seen[key] = len(spans)
+                spans.append((start, end))
+                vectors.append(vector)
+            rows.append(seen[key])
+        offsets.append(len(rows))
+    return SentenceArrays(
+        rows=np.asarray(rows, dtype=np.int32),
+        offsets=np.asarray(offsets, dtype=np.int64),
+        spans=np.asarray(spans, dtype=np.int64).reshape(-1, 2),
+        vectors=np.asarray(vectors, dtype=np.float32).reshape(-1, dim),
+    )
 
 
 def _manifest(
-    documents: Sequence[Document],
+    plan: IndexPlan,
+    given: Mapping[str, Document],
     segments: list[SegmentRecord],
     passage_counts: dict[str, int],
     embedder: Embedder,
     split: SplitSettings,
-    old_docs: dict[str, DocumentRecord],
-    unchanged: set[str],
+    old_docs: Mapping[str, DocumentRecord],
 ) -> Manifest:
+    """The manifest of the new version: unchanged documents keep their records, the others
+    get new ones (only what changed is read: the old documents' texts are not)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    records = {
-        d.doc: DocumentRecord(
-            doc=d.doc,
-            sha256=d.sha256,
-            title=d.title,
-            chars=len(d.text),
-            passages=passage_counts.get(d.doc, 0),
-            indexed_at=old_docs[d.doc].indexed_at if d.doc in unchanged else now,
-            source=d.source,
+    records = {}
+    for name in plan.documents:
+        if name in plan.unchanged:
+            old = old_docs[name]
+            records[name] = replace(old, passages=passage_counts.get(name, old.passages))
+            if name in given:  # same content; the source may be named anew
+                records[name] = replace(records[name], source=given[name].source, title=given[name].title)
+            continue
+        document = given[name]
+        records[name] = DocumentRecord(
+            doc=name,
+            sha256=document.sha256,
+            title=document.title,
+            chars=len(document.text),
+            passages=passage_counts.get(name, 0),
+            indexed_at=now,
+            source=document.source,
         )
-        for d in documents
-    }
     return Manifest(
         format_version=FORMAT_VERSION,
         model=embedder.name,
@@ -435,13 +452,3 @@ def _manifest(
         files={},
         created_at=now,
     )
-
-
-def _dense_index(vectors: np.ndarray, kind: str, dim: int):
-    """Exact inner product over unit vectors (= cosine), or HNSW for large collections.
-
-    The hybrid searcher rescores every candidate with exact cosines from the stored
-    vectors, so HNSW's approximation only affects which passages become candidates."""
-    index = new_dense_index(kind, dim)
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim))
-    return index

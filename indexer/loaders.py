@@ -1,17 +1,27 @@
-"""Files on disk -> Documents. Each unreadable file becomes a Skipped record, never a crash."""
+"""Files on disk -> Documents. Each unreadable file becomes a Skipped record, never a crash.
+
+The formats' readers live in indexer.formats; this module walks folders, checks sizes, names
+documents, and lets the HTML pages of one folder share what repeats on all of them (a site's menu)."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.types import Document
+from indexer.formats import Extracted
+
+if TYPE_CHECKING:
+    from indexer.formats.html import HtmlPage
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
-HTML_SUFFIXES = {".html", ".htm"}
-DOCUMENT_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf"}
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+OFFICE_SUFFIXES = {".docx", ".pptx", ".odt", ".epub"}
+DOCUMENT_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | OFFICE_SUFFIXES | {".pdf"}
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
@@ -24,9 +34,18 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Note:
+    """Something the user should know about a document that was indexed (e.g. pages read by OCR)."""
+
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Loaded:
     documents: list[Document]
     skipped: list[Skipped]
+    notes: list[Note] = field(default_factory=list)
 
 
 def load_paths(paths: Iterable[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> Loaded:
@@ -35,18 +54,25 @@ def load_paths(paths: Iterable[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> Loa
     `{"_id", "title", "text"}` records; in a folder scan .jsonl files are data, not documents."""
     documents: list[Document] = []
     skipped: list[Skipped] = []
+    notes: list[Note] = []
     for path in paths:
         if not path.exists():
             skipped.append(Skipped(str(path), "no such file or folder"))
             continue
         base = path if path.is_dir() else path.parent
-        for file in _files_under(path, skipped):
-            name = file.relative_to(base).as_posix()
+        files = [(file, file.relative_to(base).as_posix()) for file in _files_under(path, skipped)]
+        html = _html_by_folder(files, max_bytes, skipped)
+        for file, name in files:
+            if file.suffix.lower() in HTML_SUFFIXES and file not in html.pages:
+                continue  # already skipped, with its reason
             try:
-                documents.extend(replace(d, source=source_of(path)) for d in _read_file(file, name, max_bytes))
+                read, messages = _read_file(file, name, max_bytes, html)
             except (OSError, ValueError) as error:
                 skipped.append(Skipped(name, str(error)))
-    return Loaded(_unique(documents, skipped), skipped)
+                continue
+            documents.extend(replace(d, source=source_of(path)) for d in read)
+            notes.extend(Note(name, message) for message in messages)
+    return Loaded(_unique(documents, skipped), skipped, notes)
 
 
 def source_of(path: Path) -> str:
@@ -70,38 +96,113 @@ def _files_under(path: Path, skipped: list[Skipped]) -> Iterator[Path]:
         yield file
 
 
-def _read_file(file: Path, name: str, max_bytes: int) -> list[Document]:
+@dataclass
+class _HtmlFolders:
+    """The HTML pages of a scan, parsed once, and the blocks each folder's pages share."""
+
+    pages: dict[Path, HtmlPage] = field(default_factory=dict)
+    common: dict[Path, frozenset[str]] = field(default_factory=dict)  # by folder, from common_blocks
+
+
+def _html_by_folder(files: list[tuple[Path, str]], max_bytes: int, skipped: list[Skipped]) -> _HtmlFolders:
+    from indexer.formats.html import common_blocks, parse_html
+
+    found = _HtmlFolders()
+    by_folder: dict[Path, list[HtmlPage]] = defaultdict(list)
+    for file, name in files:
+        if file.suffix.lower() not in HTML_SUFFIXES:
+            continue
+        try:
+            _check_size(file, max_bytes)
+            data = file.read_bytes()
+            if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+                _refuse_binary(data)
+            page = parse_html(data)
+        except (OSError, ValueError) as error:
+            skipped.append(Skipped(name, str(error)))
+            continue
+        found.pages[file] = page
+        by_folder[file.parent].append(page)
+    found.common = {folder: common_blocks(pages) for folder, pages in by_folder.items()}
+    return found
+
+
+def _check_size(file: Path, max_bytes: int) -> None:
+    size = file.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"larger than the {max_bytes // (1024 * 1024)} MB limit ({size // (1024 * 1024)} MB)")
+
+
+def _read_file(file: Path, name: str, max_bytes: int, html: _HtmlFolders) -> tuple[list[Document], tuple[str, ...]]:
+    """The file's documents (a .jsonl corpus holds many) and its reader's notes."""
     suffix = file.suffix.lower()
     if suffix not in DOCUMENT_SUFFIXES and suffix != ".jsonl":
         raise ValueError(
             f"unsupported file type '{suffix or file.name}'; cite reads {', '.join(sorted(DOCUMENT_SUFFIXES))}, .jsonl"
         )
-    size = file.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"larger than the {max_bytes // (1024 * 1024)} MB limit ({size // (1024 * 1024)} MB)")
+    _check_size(file, max_bytes)
     if suffix == ".jsonl":
-        return list(_read_jsonl_records(file))
-    if suffix == ".pdf":
-        text = _pdf_text(file)
-    else:
-        text = decode_text(file.read_bytes())
-        if suffix in HTML_SUFFIXES:
-            text = _html_text(text)
-    if not text.strip():
+        return list(_read_jsonl_records(file)), ()
+    extracted = _extract(file, suffix, html)
+    if not extracted.text.strip():
         raise ValueError("empty: no text to index")
-    return [Document(doc=name, text=text)]
+    document = Document(name, extracted.text, extracted.title, pages=extracted.pages, headings=extracted.headings)
+    return [document], extracted.notes
+
+
+def _extract(file: Path, suffix: str, html: _HtmlFolders) -> Extracted:
+    """The reader for the file's format (heavy libraries imported only when needed)."""
+    if suffix in HTML_SUFFIXES:
+        from indexer.formats.html import html_extract
+
+        return html_extract(html.pages[file], html.common.get(file.parent, frozenset()))
+    if suffix == ".pdf":
+        from indexer.formats.pdf import read_pdf
+
+        return read_pdf(file)
+    if suffix == ".docx":
+        from indexer.formats.office import read_docx
+
+        return read_docx(file)
+    if suffix == ".pptx":
+        from indexer.formats.office import read_pptx
+
+        return read_pptx(file)
+    if suffix == ".odt":
+        from indexer.formats.office import read_odt
+
+        return read_odt(file)
+    if suffix == ".epub":
+        from indexer.formats.epub import read_epub
+
+        return read_epub(file)
+    from indexer.formats.markdown import markdown_headings, rst_headings
+
+    text = decode_text(file.read_bytes())
+    if suffix in {".md", ".markdown"}:
+        headings = markdown_headings(text)
+    elif suffix == ".rst":
+        headings = rst_headings(text)
+    else:
+        headings = ()
+    title = " ".join(text[headings[0].start : headings[0].end].split()) if headings else ""
+    return Extracted(text, title, (), headings)
 
 
 def decode_text(data: bytes) -> str:
     """Decodes UTF-8 (with or without BOM) or UTF-16 with a BOM; refuses binary data."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
-    if b"\x00" in data[:8192]:
-        raise ValueError("looks binary (contains NUL bytes), not a text document")
+    _refuse_binary(data)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"not valid UTF-8 (byte {error.start}); convert it, e.g. `iconv -f latin1 -t utf-8`") from None
+
+
+def _refuse_binary(data: bytes) -> None:
+    if b"\x00" in data[:8192]:
+        raise ValueError("looks binary (contains NUL bytes), not a text document")
 
 
 def _read_jsonl_records(file: Path) -> Iterator[Document]:
@@ -116,27 +217,6 @@ def _read_jsonl_records(file: Path) -> Iterator[Document]:
                 raise ValueError(f'line {number} is not a {{"_id", "title", "text"}} record') from None
             if text.strip():
                 yield Document(doc=doc, text=text, title=str(record.get("title") or ""))
-
-
-def _html_text(html: str) -> str:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template"]):
-        tag.decompose()
-    return soup.get_text("\n\n", strip=True)
-
-
-def _pdf_text(file: Path) -> str:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(file)
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"not a readable PDF ({error})") from None
-    return "\n\n".join(pages)
 
 
 def _unique(documents: list[Document], skipped: list[Skipped]) -> list[Document]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +60,13 @@ class DenseSearcher:
         return self.search_vector(vector, k)
 
     def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
-        k = min(k, len(self.index.passages))
+        return [Hit(self.index.passages[row], score, {"dense": score}) for score, row in self.search_rows(vector, k)]
+
+    def search_rows(self, vector: np.ndarray, k: int) -> list[tuple[float, int]]:
+        """(score, row) of the k nearest passages, best first, without building the passages."""
+        k = min(k, self.index.passage_count)
         scores, rows = self.index.dense.search(np.ascontiguousarray(vector, dtype=np.float32), k)
-        return [
-            Hit(self.index.passages[row], float(score), {"dense": float(score)})
-            for score, row in zip(scores[0], rows[0], strict=True)
-            if row >= 0
-        ]
+        return [(float(score), int(row)) for score, row in zip(scores[0], rows[0], strict=True) if row >= 0]
 
 
 @dataclass
@@ -104,6 +104,7 @@ class Candidates:
     scores: dict[str, dict[str, float]]  # channel ("dense", "bm25", "sentence") -> {passage id: score}
     sentences: dict[str, tuple[int, int] | None]  # passage id -> span of its best-matching sentence
     query_words: int
+    rows: dict[str, int] = field(default_factory=dict)  # passage id -> index row (saves looking it up)
 
 
 @dataclass
@@ -127,11 +128,12 @@ class HybridSearcher:
         index = self.dense.index
         n = max(self.settings.candidates, k)
         bm25_all = self.lexical.scores(query)
-        rows = {index.row_of[h.passage.id] for h in self.dense.search_vector(vector, n)}
+        rows = {row for _, row in self.dense.search_rows(vector, n)}
         rows.update(int(r) for r in top_rows(bm25_all, n) if bm25_all[r] > 0)
         ordered = sorted(rows)
-        ids = [index.passages[r].id for r in ordered]
-        cosines = np.asarray(index.vectors[ordered], dtype=np.float32) @ vector[0]
+        ids = index.passage_ids(ordered)
+        # Exact cosines with the stored (int8) vectors, whatever the ANN index approximated.
+        cosines = index.vectors(ordered) @ vector[0]
         best = dict(zip(ids, best_sentences(index, ordered, vector[0]), strict=True))
         scores = {
             "dense": dict(zip(ids, map(float, cosines), strict=True)),
@@ -139,7 +141,8 @@ class HybridSearcher:
             "bm25": {pid: float(bm25_all[r]) for pid, r in zip(ids, ordered, strict=True) if bm25_all[r] > 0},
             "sentence": {pid: cosine for pid, (cosine, _) in best.items()},
         }
-        return Candidates(scores, {pid: span for pid, (_, span) in best.items()}, len(query.split()))
+        spans = {pid: span for pid, (_, span) in best.items()}
+        return Candidates(scores, spans, len(query.split()), dict(zip(ids, ordered, strict=True)))
 
     def fuse(self, found: Candidates, k: int, settings: SearchSettings | None = None) -> list[Hit]:
         """The top k candidates by fused score (`settings`: other fusion settings to try)."""
@@ -161,7 +164,7 @@ class HybridSearcher:
         ranked = best_first(fused)[:k]
         return [
             Hit(
-                index.passages[index.row_of[pid]],
+                index.passages[found.rows[pid] if pid in found.rows else index.row_of[pid]],
                 score,
                 {**{name: scores[name].get(pid, 0.0) for name in scores}, "fused": score},
                 found.sentences[pid],
@@ -175,18 +178,15 @@ def best_sentences(
 ) -> list[tuple[float, tuple[int, int] | None]]:
     """For each passage row, its best-matching sentence: (cosine, original span), or
     (0, None) for a passage without sentences. One gather and one product for all rows."""
-    offsets = index.sentence_offsets
-    starts = np.asarray([offsets[r] for r in rows], dtype=np.int64)
-    counts = np.asarray([offsets[r + 1] for r in rows], dtype=np.int64) - starts
-    firsts = np.cumsum(counts) - counts  # where each row's sentences begin in `cosines`
-    selected = np.repeat(starts - firsts, counts) + np.arange(int(counts.sum()))
-    cosines = np.asarray(index.sentence_vectors[selected]) @ query_vector
+    counts, spans, cosines = index.sentences(rows, query_vector)
+    owner = np.repeat(np.arange(len(rows)), counts)
+    order = np.lexsort((-cosines, owner))  # by passage, its best sentence first
+    firsts = np.cumsum(counts) - counts  # each passage's first entry in `order`
     best: list[tuple[float, tuple[int, int] | None]] = []
-    for first, count in zip(firsts, counts, strict=True):
+    for first, count in zip(firsts.tolist(), counts.tolist(), strict=True):
         if count == 0:
             best.append((0.0, None))
             continue
-        top = int(first + np.argmax(cosines[first : first + count]))
-        start, end = index.sentence_spans[selected[top]]
-        best.append((float(cosines[top]), (int(start), int(end))))
+        top = order[first]
+        best.append((float(cosines[top]), (int(spans[top, 0]), int(spans[top, 1]))))
     return best

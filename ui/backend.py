@@ -6,15 +6,18 @@ without a page.
 
 from __future__ import annotations
 
+import io
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core.config import Settings, SplitSettings, load_settings
 from core.embedder import Embedder, default_embedder
-from core.errors import IndexMissing
+from core.errors import IndexBusy, IndexMissing
 from core.store import current_version, read_manifest
 from core.types import Document
 from eval.report import REPORTS
@@ -22,9 +25,52 @@ from indexer.build import build_index
 from indexer.loaders import load_paths
 from retriever.engine import Engine
 from retriever.generate import chat_model_from_env
+from ui import validate
 
 UPLOAD_PREFIX = "uploads/"
-DOCUMENT_COLUMNS = ("document", "passages", "characters", "indexed", "source")
+DOCUMENT_COLUMNS = ("document", "title", "passages", "characters", "indexed", "source")
+WRITER_WAIT_S = 900  # how long a change waits for another process's writer (`cite index`)
+
+Waiting = Callable[[str], None]
+"""Hears a queued change's status while it waits its turn, e.g. "2 changes ahead of yours"."""
+
+
+class WriterQueue:
+    """First come, first served: one index writer at a time among this server's visitors.
+
+    The index allows one writer (core.store.writer_lock refuses a second with IndexBusy);
+    this queue makes the others wait their turn instead, and tells each where it stands.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._line: list[int] = []  # tickets, the writer's first
+        self._issued = 0
+
+    def waiting(self) -> int:
+        """Changes queued behind the one being written."""
+        with self._changed:
+            return max(len(self._line) - 1, 0)
+
+    @contextmanager
+    def turn(self, waiting: Waiting | None = None) -> Iterator[None]:
+        """Holds the writer's place for the `with` block, once every earlier change is done."""
+        with self._changed:
+            ticket, self._issued = self._issued, self._issued + 1
+            self._line.append(ticket)
+            told = None
+            while self._line[0] != ticket:
+                ahead = self._line.index(ticket)
+                if waiting is not None and ahead != told:
+                    waiting(f"Queued: {ahead} change{'s' if ahead > 1 else ''} ahead of yours")
+                    told = ahead
+                self._changed.wait(timeout=1.0)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._line.remove(ticket)
+                self._changed.notify_all()
 
 
 class Backend:
@@ -49,6 +95,7 @@ class Backend:
         self.settings = settings or load_settings(self.root)
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        self.writers = WriterQueue()
 
     @property
     def embedder(self) -> Embedder:
@@ -72,10 +119,17 @@ class Backend:
             if self._engine is None:
                 if current_version(self.root) is None:
                     raise IndexMissing(
-                        f"No index at {self.root} yet: add documents in the Documents tab, or run `cite index`."
+                        "No index yet: add documents in the Documents tab, or run `cite index --index FOLDER`."
                     )
                 self._engine = Engine(self.root, self.embedder, self.settings, chat_model_from_env())
             return self._engine
+
+    def public_message(self, message: str) -> str:
+        """A message fit for a remote client: the server's index folder named, not shown."""
+        for path in sorted({str(self.root.resolve()), str(self.root)}, key=len, reverse=True):
+            if path not in (".", ""):
+                message = message.replace(path, "the index folder")
+        return message
 
     def document_rows(self) -> list[list[Any]]:
         """One row per indexed document, in DOCUMENT_COLUMNS order, sorted by name."""
@@ -83,35 +137,88 @@ class Backend:
             return []
         manifest = read_manifest(self.root)
         return [
-            [r.doc, r.passages, f"{r.chars:,}", r.indexed_at.replace("T", " ")[:19], _source_label(r.source)]
+            [r.doc, r.title, r.passages, f"{r.chars:,}", r.indexed_at.replace("T", " ")[:19], _source_label(r.source)]
             for r in sorted(manifest.documents.values(), key=lambda r: r.doc)
         ]
+
+    def page_image(self, doc: str, page: int, span: tuple[int, int]) -> bytes | None:
+        """Page `page` of PDF `doc` as PNG bytes with `span` highlighted, read from the file it was
+        indexed from; None when that file is not at hand (an upload, a moved folder) or unreadable."""
+        from indexer.formats.pdf import page_image
+
+        document = self.engine().snapshot().index.documents.get(doc)
+        if document is None or not doc.lower().endswith(".pdf"):
+            return None
+        source = Path(document.source)
+        file = source / doc if source.is_dir() else source
+        if not file.is_file():
+            return None
+        try:
+            image = page_image(file, page, span, text=document.text, scale=1.5)
+        except ValueError:
+            return None
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=True)
+        return buffer.getvalue()
 
     def document_names(self) -> list[str]:
         return [row[0] for row in self.document_rows()]
 
     def add_files(
-        self, paths: Sequence[str], progress: Callable[[int, int], None] | None = None
+        self,
+        paths: Sequence[str | Path],
+        progress: Callable[[int, int], None] | None = None,
+        waiting: Waiting | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Indexes uploaded files as `uploads/<name>`.
+        """Indexes uploaded files as `uploads/<name>`, after the changes queued before it.
+
+        Questions keep being answered from the current version meanwhile (the engine swaps
+        the new one in when it is complete).
 
         Returns:
             (the documents added or changed, the problems with the files that were skipped).
+
+        Raises:
+            BadInput: too many files, or a bad name, type or size (checked before any is read).
         """
+        checked = validate.uploads(list(map(str, paths)))
         problems, documents = [], []
-        for path in paths:
-            loaded = load_paths([Path(path)])
-            problems += [f"{Path(s.path).name}: {s.reason}" for s in loaded.skipped]
+        for upload in checked:
+            loaded = load_paths([upload.path])
+            problems += [f"{upload.name}: {s.reason}" for s in loaded.skipped]
             documents += [as_upload(d) for d in loaded.documents]
         if not documents:
             return [], problems or ["No file to add."]
-        report = build_index(documents, self.root, self.embedder, SplitSettings(**self._split()), progress, scope=set())
+        report = self._write(
+            lambda split: build_index(documents, self.root, self.embedder, split, progress, scope=set()), waiting
+        )
         return report.added + report.changed, problems
 
-    def remove(self, names: Sequence[str]) -> list[str]:
-        """Takes documents out of the index; returns the ones removed."""
-        report = build_index([], self.root, self.embedder, SplitSettings(**self._split()), scope=set(), remove=names)
+    def remove(self, names: Sequence[str], waiting: Waiting | None = None) -> list[str]:
+        """Takes documents out of the index, after the changes queued before it; returns the ones removed."""
+        names = validate.document_names(list(names) if isinstance(names, tuple) else names)
+        report = self._write(
+            lambda split: build_index([], self.root, self.embedder, split, scope=set(), remove=names), waiting
+        )
         return report.removed
+
+    def _write(self, write: Callable[[SplitSettings], Any], waiting: Waiting | None) -> Any:
+        """`write(split)` in this server's writer queue, then past any other process's writer."""
+        with self.writers.turn(waiting):
+            deadline = time.monotonic() + WRITER_WAIT_S
+            while True:
+                try:
+                    return write(SplitSettings(**self._split()))  # read in turn: the last change may have set it
+                except (IndexBusy, IndexMissing) as error:
+                    # IndexMissing with a version there: another program's writer swapped versions
+                    # between our reading CURRENT and its manifest (a 409 once in a 10-minute soak).
+                    if time.monotonic() > deadline or (
+                        isinstance(error, IndexMissing) and current_version(self.root) is None
+                    ):
+                        raise
+                    if waiting is not None:
+                        waiting("Waiting for another program writing the index (e.g. `cite index`)")
+                    time.sleep(0.2)
 
     def _split(self) -> dict[str, Any]:
         """Keep the index's own split settings, so adding a file never re-embeds the rest."""

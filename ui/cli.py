@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.errors import BadQuestion, CiteError, DocumentError
+from core.errors import BadQuestion, CiteError, DocumentError, IndexBusy
 from core.store import DEFAULT_INDEX
 
 PROJECT_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -51,10 +51,19 @@ def _parser() -> argparse.ArgumentParser:
     _index_option(index)
     index.add_argument("--max-chars", type=int, default=None, help="passage size limit (default 1000)")
     index.add_argument(
-        "--fast",
+        "--embed-passages",
         action="store_true",
-        help="embed sentences only; a passage's vector is their mean (about 2x faster, slightly less accurate)",
+        help="also embed each passage whole, not as the mean of its sentences (about 2x slower; not more accurate)",
     )
+    index.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="if another program is writing the index (e.g. `cite serve` indexing an upload), wait up to this long "
+        "for it (default 0: refuse at once)",
+    )
+    index.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)  # now the default; kept for scripts
     index.add_argument(
         "--ray", nargs="?", const="local", metavar="ADDRESS", help="embed on a Ray cluster (no ADDRESS: a local Ray)"
     )
@@ -67,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("question", nargs="?", help="the question (or use --batch)")
         command.add_argument("--batch", type=Path, help='JSONL file of {"id", "question"} lines')
-        command.add_argument("--k", type=int, default=10, help="passages to return (default 10)")
+        command.add_argument("--k", type=_k, default=10, help="passages to return, 1 to 100 (default 10)")
         command.add_argument("--json", action="store_true", help="print JSON")
         command.add_argument("--ray", metavar="ADDRESS", help="query the index's shard actors on this Ray cluster")
         _index_option(command)
@@ -77,7 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--questions", type=Path, help="JSONL of {id, question, doc, evidence} (default: seed set)")
     evaluate.add_argument("--index", type=Path, help="index to evaluate (default: a private index of seeds/)")
     evaluate.add_argument("--beir", type=Path, help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
-    evaluate.add_argument("--split", default="test", help="BEIR qrels split (default test; tune on train)")
+    evaluate.add_argument(
+        "--split",
+        help="BEIR: the qrels split (default test; tune on train). Question files: only the questions "
+        'whose "split" is this (e.g. test, the held-out ones)',
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     _report_dir_option(evaluate)
     evaluate.add_argument(
@@ -92,6 +105,10 @@ def _parser() -> argparse.ArgumentParser:
         help="also fit the abstention model (confidence weights and threshold) on these questions and print it",
     )
     evaluate.set_defaults(run=_eval)
+
+    verify = sub.add_parser("verify", help="check every index file against its SHA-256 in the manifest")
+    _index_option(verify)
+    verify.set_defaults(run=_verify)
 
     serve = sub.add_parser("serve", help="start the chat UI")
     serve.add_argument(
@@ -135,25 +152,39 @@ def _index(args: argparse.Namespace) -> int:
     loaded = load_paths(paths)
     for skipped in loaded.skipped:
         print(f"cite: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    for note in loaded.notes:  # e.g. pages read by OCR: worth knowing, not an error
+        print(f"cite: {note.path}: {note.message}", file=sys.stderr)
     split = SplitSettings(
         max_chars=SplitSettings.max_chars if args.max_chars is None else args.max_chars,
-        passage_vectors="sentence-mean" if args.fast else "passage",
+        passage_vectors="passage" if args.embed_passages else "sentence-mean",
     )
     if args.ray is not None:  # the same build, its embedding spread over a Ray cluster
         from indexer.distributed import ray_builder
 
         build_index = ray_builder(args.ray)
-    report = build_index(
-        loaded.documents,
-        args.index,
-        default_embedder(),
-        split,
-        _progress_printer(),
-        scope={source_of(p) for p in paths},
-    )
+    embedder, progress = default_embedder(), _progress_printer()
+    deadline = time.monotonic() + max(args.wait, 0)
+    while True:
+        try:
+            report = build_index(
+                loaded.documents, args.index, embedder, split, progress, scope={source_of(p) for p in paths}
+            )
+            break
+        except IndexBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
     print(_summary(report, len(loaded.documents)))
     named_files_failed = any(p.is_file() and any(s.path == p.name for s in loaded.skipped) for p in paths)
     return 1 if named_files_failed else 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from core.store import verify_index
+
+    files, size = verify_index(args.index)  # IndexCorrupt names the damaged file
+    print(f"Index {args.index} is intact: {files} files, {size / 2**20:.1f} MB, every SHA-256 matches.")
+    return 0
 
 
 def _summary(report: Any, documents: int) -> str:
@@ -209,9 +240,25 @@ def _questions(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
 
 def _checked(questions: Iterator[tuple[Any, str]]) -> list[tuple[Any, str]]:
     """All questions read and checked before any model loads: bad input fails fast."""
-    from retriever.search import check_question
+    from ui import validate
 
-    return [(qid, check_question(question)) for qid, question in questions]
+    checked = []
+    for qid, question in questions:
+        try:
+            checked.append((qid, validate.question(question)))
+        except CiteError as error:
+            raise type(error)(str(error) if qid is None else f"question {qid}: {error}") from None
+    return checked
+
+
+def _k(text: str) -> int:
+    """--k's parser: validate.k's range and message, as argparse's own error."""
+    from ui import validate
+
+    try:
+        return validate.k(int(text) if text.strip().lstrip("+-").isdigit() else text)
+    except validate.BadInput as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _engine(args: argparse.Namespace):
@@ -262,12 +309,13 @@ def _ask(args: argparse.Namespace) -> int:
 def _format_hits(hits: Any, texts: dict[str, str] | None = None) -> str:
     """Each passage's place and scores, then the sentence that best matches (given the
     documents' texts) or the start of the passage."""
-    from ui.render import sentence_text
+    from ui.render import place, sentence_text
 
     lines = []
     for rank, hit in enumerate(hits, start=1):
         scores = "  ".join(f"{name} {value:.3f}" for name, value in hit.scores.items())
-        lines.append(f"{rank:>2}. {hit.passage.doc}:{hit.passage.start}-{hit.passage.end}  ({scores})")
+        p = hit.passage
+        lines.append(f"{rank:>2}. {place(p.doc, p.start, p.end, p.page, p.section)}  ({scores})")
         if texts and hit.sentence and hit.passage.doc in texts:
             start, end = hit.sentence
             lines.append(
@@ -286,10 +334,12 @@ def format_answer(answer: Any) -> str:
             _format_hits(answer.hits[:3]) or "  (none)",
         ]
         return "\n".join(lines)
+    from ui.render import place
+
     lines = [answer.text, "", "Sources:"]
-    for citation in answer.citations:
-        quote = " ".join(citation.quote.split())
-        lines.append(f'[{citation.n}] {citation.doc}:{citation.start}-{citation.end}  "{_clip(quote, 200)}"')
+    for c in answer.citations:
+        quote = " ".join(c.quote.split())
+        lines.append(f'[{c.n}] {place(c.doc, c.start, c.end, c.page, c.section)}  "{_clip(quote, 200)}"')
     unsupported = [claim for claim in answer.claims if not claim.supported]
     for claim in unsupported:
         lines.append(f"⚠ not supported by its citation (support {claim.support:.2f}): {_clip(claim.text, 160)}")
@@ -309,6 +359,8 @@ def _eval(args: argparse.Namespace) -> int:
     from eval.suite import evaluate_beir, evaluate_questions, refuse_tuning_on_test, tune_beir, tune_questions
     from eval.tune import save_if_better
 
+    if args.beir:
+        args.split = args.split or "test"
     if args.tune and args.beir:
         refuse_tuning_on_test(args.split)  # before the eval, not after it
     questions = args.questions or SEED_QUESTIONS
@@ -318,7 +370,9 @@ def _eval(args: argparse.Namespace) -> int:
 
         if args.beir:
             raise CiteError("--calibrate needs answerable and unanswerable questions (--questions or the seed set).")
-        calibrating = check_both_kinds(load_questions(questions))
+        from eval.suite import questions_in_split
+
+        calibrating = check_both_kinds(questions_in_split(load_questions(questions), args.split))
     root = _eval_index(args)
     embedder, settings = default_embedder(), load_settings(root)
     if args.beir:
@@ -326,14 +380,14 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         own_seeds = args.index is None and args.questions is None
         documents = [default_seeds()] if own_seeds else None
-        report = evaluate_questions(questions, root, embedder, settings, documents, _progress_printer())
+        report = evaluate_questions(questions, root, embedder, settings, documents, _progress_printer(), args.split)
     markdown, png = write_report(report, args.report_dir or REPORTS)
     print(json.dumps(report_json(report)) if args.json else f"{format_table(report)}\nreport: {markdown} ({png.name})")
     if args.tune:
         if args.beir:
             tuning = tune_beir(args.beir, root, embedder, settings, args.split)
         else:
-            tuning = tune_questions(questions, root, embedder, settings)
+            tuning = tune_questions(questions, root, embedder, settings, args.split)
         print(save_if_better(tuning, root, settings), file=sys.stderr if args.json else sys.stdout)
     if args.calibrate:
         from eval.calibrate import calibration
@@ -362,12 +416,13 @@ def _serve(args: argparse.Namespace) -> int:
         )
     from eval.report import REPORTS
 
-    auth = ("cite", args.password) if args.password else None
     if args.ray:  # shard actors (and Serve replicas) on a Ray cluster
         from ui.ray_serve import serving_on
 
         serve = serving_on(args.ray, args.shards, args.replicas)
-    serve(args.index, host=args.host, port=args.port, auth=auth, reports=args.report_dir or REPORTS)
+    serve(
+        args.index, host=args.host, port=args.port, password=args.password or None, reports=args.report_dir or REPORTS
+    )
     return 0
 
 

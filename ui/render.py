@@ -6,9 +6,11 @@ text and never runs.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from html import escape
 
+from core.layout import SECTION_SEPARATOR
 from core.text import normalise
 from core.types import Answer, Citation, Document, Hit
 
@@ -22,8 +24,22 @@ def scores_line(scores: dict[str, float], support: float | None = None) -> str:
     return f'<div class="scores">{" · ".join(parts)}</div>'
 
 
-def location(doc: str, start: int, end: int) -> str:
-    return f"{escape(doc)} · chars {start:,}–{end:,}"
+def place(doc: str, start: int, end: int, page: int | None = None, section: str = "") -> str:
+    """Where a span is, as a reader cites it: `manual.pdf p. 10, §2.1.8 Lazy arguments`, then
+    the exact characters; a document without pages or headings gives its name and characters."""
+    parts = [doc] + ([f"p. {page}"] if page else []) + ([f"§{section_title(section)}"] if section else [])
+    return f"{parts[0]} {', '.join(parts[1:])} [{start}-{end}]" if len(parts) > 1 else f"{doc}:{start}-{end}"
+
+
+def section_title(section: str, limit: int = 60) -> str:
+    """The innermost heading of a section path, clipped."""
+    title = section.rsplit(SECTION_SEPARATOR, 1)[-1]
+    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+
+
+def location(doc: str, start: int, end: int, page: int | None = None, section: str = "") -> str:
+    where = "".join([f" · p. {page}" if page else "", f" · §{escape(section_title(section))}" if section else ""])
+    return f"{escape(doc)}{where} · chars {start:,}–{end:,}"
 
 
 def chat_message(answer: Answer) -> str:
@@ -61,7 +77,7 @@ def sources_panel(answer: Answer | None) -> str:
         cards.append(
             f'<div class="card" id="source-{citation.n}">'
             f'<div class="card-head"><span class="marker">[{citation.n}]</span> '
-            f"{location(citation.doc, citation.start, citation.end)}</div>"
+            f"{location(citation.doc, citation.start, citation.end, citation.page, citation.section)}</div>"
             f'<div class="passage">{context}</div>{scores}</div>'
         )
     return "".join(cards)
@@ -101,6 +117,15 @@ def document_view(doc: str, text: str, spans: Sequence[tuple[int, int]], current
     return f'<div class="doc-title">{escape(doc)}</div><div class="doc-text" id="doc-text">{"".join(pieces)}</div>'
 
 
+def page_view(png: bytes, doc: str, page: int) -> str:
+    """The cited page of a PDF as the reader sees it, the quoted span highlighted."""
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<div class="page-view"><div class="doc-title">{escape(doc)} · page {page}</div>'
+        f'<img alt="page {page} of {escape(doc)}, the quote highlighted" src="data:image/png;base64,{data}"></div>'
+    )
+
+
 def _hit_card(hit: Hit, rank: int, texts: Mapping[str, str] | None = None) -> str:
     passage = hit.passage
     if texts and hit.sentence and passage.doc in texts:
@@ -109,7 +134,7 @@ def _hit_card(hit: Hit, rank: int, texts: Mapping[str, str] | None = None) -> st
         body = escape(passage.text)
     return (
         f'<div class="card"><div class="card-head"><span class="marker">#{rank}</span> '
-        f"{location(passage.doc, passage.start, passage.end)}</div>"
+        f"{location(passage.doc, passage.start, passage.end, passage.page, passage.section)}</div>"
         f'<div class="passage">{body}</div>{scores_line(hit.scores)}</div>'
     )
 

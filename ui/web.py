@@ -2,7 +2,9 @@
 
 Tabs: Ask (chat + sources + the cited document), Search (citation lookup), Documents
 (list, upload, remove; incremental indexing with progress), Eval (retrieval accuracy).
-The same functions are HTTP endpoints for programs: /ask, /search, /documents.
+The same functions are Gradio HTTP endpoints for programs (/ask, /search, /documents), and
+`ui.api`'s plain JSON API serves them beside the page (`server_app`); every input goes
+through `ui.validate` first, whichever door it came in by.
 
 Each event's handler is a plain function of a Backend and the inputs that returns its
 outputs by name (`Outputs`); the tab builders only lay out components and connect names to
@@ -14,6 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from html import escape
 from pathlib import Path
@@ -21,12 +24,15 @@ from typing import Any
 
 import gradio as gr
 
-from core.errors import CiteError, DocumentError, IndexMissing
+from core.errors import CiteError, IndexMissing
 from core.serialize import answer_json, hits_json
 from eval.report import REPORTS
 from indexer.loaders import DOCUMENT_SUFFIXES
-from ui import render
+from ui import render, validate
 from ui.backend import DOCUMENT_COLUMNS, Backend
+
+log = logging.getLogger(__name__)
+SERVER_FAULT = "Something went wrong on the server (its log has the details); try again."
 
 Outputs = dict[str, Any]
 """A handler's result: a value (or gr.update) per output name; a name left out stays as it is."""
@@ -54,22 +60,59 @@ def build_app(backend: Backend) -> gr.Blocks:
             with gr.Tab("Eval", id="eval"):
                 _eval_tab(backend)
 
-        def ask(question: str, history: list[str] | None = None) -> dict[str, Any]:
+        def ask(question: str, history: list[str | dict[str, Any]] | None = None) -> dict[str, Any]:
             """The answer, its citations and claims, and the hits: `cite ask --json`'s shape."""
-            return answer_json(backend.engine().ask(question, history=history or ()))
+            return api_ask(backend, question, history)
 
-        def search(question: str, k: int = 10) -> dict[str, Any]:
+        def search(question: str, k: int = validate.DEFAULT_K) -> dict[str, Any]:
             """Ranked passages with their places and scores: `cite search --json`'s shape."""
-            return {"hits": hits_json(backend.engine().search(question, int(k)))}
+            return api_search(backend, question, k)
 
         def documents() -> list[dict[str, Any]]:
             """What is indexed."""
-            return [dict(zip(DOCUMENT_COLUMNS, row, strict=True)) for row in backend.document_rows()]
+            return api_documents(backend)
 
-        gr.api(ask, api_name="ask")
-        gr.api(search, api_name="search")
-        gr.api(documents, api_name="documents")
+        gr.api(api_errors(ask, backend), api_name="ask")
+        gr.api(api_errors(search, backend), api_name="search")
+        gr.api(api_errors(documents, backend), api_name="documents")
     return app
+
+
+# The HTTP API's functions (Gradio's /ask, /search, /documents and the JSON API's) --------
+
+
+def api_ask(backend: Backend, question: Any, history: Any = None, k: Any = validate.DEFAULT_K) -> dict[str, Any]:
+    """`cite ask --json`'s answer to `question`, a follow-up to the questions in `history`."""
+    question, earlier, k = validate.question(question), validate.history(history), validate.k(k)
+    return answer_json(backend.engine().ask(question, k, history=earlier))
+
+
+def api_search(backend: Backend, question: Any, k: Any = validate.DEFAULT_K) -> dict[str, Any]:
+    """`cite search --json`'s hits for `question`."""
+    question, k = validate.question(question), validate.k(k)
+    return {"hits": hits_json(backend.engine().search(question, k))}
+
+
+def api_documents(backend: Backend) -> list[dict[str, Any]]:
+    """One `{"document", "title", "passages", "characters", "indexed", "source"}` per indexed document."""
+    return [dict(zip(DOCUMENT_COLUMNS, row, strict=True)) for row in backend.document_rows()]
+
+
+def api_errors(function: Callable[..., Any], backend: Backend) -> Callable[..., Any]:
+    """A Gradio API function whose refusals reach the client as their one-line message
+    (gr.Error), and whose unexpected failures as a line that names no server path."""
+
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except CiteError as error:
+            raise gr.Error(backend.public_message(str(error)), print_exception=False) from None
+        except Exception:
+            log.exception("%s failed", function.__name__)
+            raise gr.Error(SERVER_FAULT, print_exception=False) from None
+
+    return guarded
 
 
 # Handlers -------------------------------------------------------------------------------
@@ -104,9 +147,9 @@ def shows_errors(into: str, **on_error: Any) -> Callable[[Callable[..., Outputs]
 @shows_errors("error", answer=None)
 def respond(backend: Backend, message: str, history: list[dict[str, Any]] | None) -> Outputs:
     """Ask tab: answers `message` as a follow-up to the user's earlier questions in `history`."""
+    earlier = validate.history(history)  # Gradio's Chatbot sends each message's content as text parts
     history = history or []
-    earlier = [m["content"] for m in history if m["role"] == "user" and isinstance(m["content"], str)]
-    answer = backend.engine().ask(message, history=earlier)
+    answer = backend.engine().ask(validate.question(message), history=earlier)
     choices = [(f"[{c.n}] {c.doc} · {c.start:,}–{c.end:,}", str(c.n)) for c in answer.citations]
     first = choices[0][1] if choices else None
     data = answer_json(answer)
@@ -149,15 +192,19 @@ def citation_document(backend: Backend, answer: dict[str, Any] | None, n: str | 
     if text is None:
         return f'<div class="empty">{escape(chosen["doc"])} is no longer indexed.</div>'
     spans = [(c["start"], c["end"]) for c in citations if c["doc"] == chosen["doc"]]
-    return render.document_view(chosen["doc"], text, spans, (chosen["start"], chosen["end"]))
+    view = render.document_view(chosen["doc"], text, spans, (chosen["start"], chosen["end"]))
+    page = chosen.get("page")
+    png = backend.page_image(chosen["doc"], page, (chosen["start"], chosen["end"])) if page else None
+    return render.page_view(png, chosen["doc"], page) + view if png else view
 
 
 @shows_errors("error", hits=[])
 def show_results(backend: Backend, text: str, k: float) -> Outputs:
     """Search tab: the passages that state `text`, best first."""
+    text, k = validate.question(text), validate.k(k)
     engine = backend.engine()
-    snapshot = engine.snapshot()  # the texts shown come from the version that was searched
-    hits = engine.search(text, int(k), snapshot=snapshot)
+    snapshot = engine.snapshot()  # the hits and the texts shown with them from one version
+    hits = engine.search(text, k, snapshot=snapshot)
     choices = [(f"#{i} {h.passage.doc} · {h.passage.start:,}–{h.passage.end:,}", str(i)) for i, h in enumerate(hits, 1)]
     return {
         "results": render.hits_list(hits, render.document_texts(snapshot.index.documents, hits)),
@@ -192,25 +239,29 @@ def _document_text(backend: Backend, doc: str) -> str | None:
 
 @shows_errors("status", files=None)
 def add_files(backend: Backend, paths: list[str] | None, progress: Any = gr.Progress()) -> Outputs:
-    """Documents tab: indexes the uploaded files, with the embedding's progress."""
-    if not paths:
-        raise DocumentError("Choose one or more files first.")
+    """Documents tab: indexes the uploaded files once the changes queued before them are done
+    (their place in the queue, then the embedding's progress, in the progress bar)."""
+    validate.uploads(paths)  # refused before it queues
 
     def report(done: int, total: int) -> None:
         progress(done / max(total, 1), desc=f"Embedding {done}/{total}")
 
-    changed, problems = backend.add_files(paths, report)
+    changed, problems = backend.add_files(paths, report, _queue_status(progress))
     lines = [f"✓ Indexed {name}" for name in changed] + [f"⚠ Skipped {p}" for p in problems]
     return {"status": "\n\n".join(lines), **_document_list(backend), "files": None}
 
 
 @shows_errors("status")
-def remove_documents(backend: Backend, selected: list[str] | None) -> Outputs:
-    """Documents tab: takes the selected documents out of the index."""
-    if not selected:
-        raise DocumentError("Pick the documents to remove first.")
-    removed = backend.remove(selected)
+def remove_documents(backend: Backend, selected: list[str] | None, progress: Any = gr.Progress()) -> Outputs:
+    """Documents tab: takes the selected documents out of the index, in the writers' queue."""
+    validate.document_names(selected)
+    removed = backend.remove(selected, _queue_status(progress))
     return {"status": "\n\n".join(f"✓ Removed {name}" for name in removed), **_document_list(backend)}
+
+
+def _queue_status(progress: Any) -> Callable[[str], None]:
+    """Shows a waiting change's place in the writers' queue in its progress bar."""
+    return lambda status: progress(0, desc=status)
 
 
 def _document_list(backend: Backend) -> Outputs:
@@ -393,6 +444,8 @@ CSS = """
 .doc-text mark.cited {background:#fff3c4; color:#111}
 .scores {font-size:12px; color:var(--body-text-color-subdued); margin-top:6px}
 .doc-title {font-weight:700; margin-bottom:6px}
+.page-view {margin-bottom:10px}
+.page-view img {max-width:100%; border:1px solid var(--border-color-primary); border-radius:8px}
 .doc-text {white-space:pre-wrap; font-size:14px; line-height:1.55; max-height:420px; overflow-y:auto;
            border:1px solid var(--border-color-primary); border-radius:8px; padding:12px;
            background:var(--background-fill-primary)}
@@ -406,15 +459,26 @@ def serve(
     root: Path,
     host: str = "127.0.0.1",
     port: int = 7860,
-    auth: tuple[str, str] | None = None,
+    password: str | None = None,
     reports: Path = REPORTS,
 ) -> None:
-    """Serves the UI over the index at `root`; the Eval tab writes its reports to `reports`."""
-    backend = Backend(root, reports=reports)
+    """Serves the UI at / and the JSON API at /api over the index at `root` (both behind
+    `password`, as user `cite`, when one is given); the Eval tab writes its reports to `reports`."""
+    import uvicorn
+
+    print(f"cite: serving http://{host}:{port}/ (JSON API under /api, its schema at /openapi.json)", flush=True)
+    uvicorn.run(server_app(root, password, reports), host=host, port=port, log_level="warning")
+
+
+def server_app(root: Path, password: str | None = None, reports: Path = REPORTS, backend: Backend | None = None) -> Any:
+    """The ASGI app `serve` runs: the JSON API, with the Gradio UI mounted beside it."""
+    from ui.api import create_api, mount_ui
+
+    backend = backend or Backend(root, reports=reports)
     try:
         backend.engine()  # load models before the first visitor, and fail loudly on a broken index
     except IndexMissing:
         pass  # the page says how to add documents
-    app = build_app(backend)
-    app.queue(default_concurrency_limit=4)
-    app.launch(server_name=host, server_port=port, auth=auth, css=CSS, show_error=True, footer_links=["api"])
+    blocks = build_app(backend)
+    blocks.queue(default_concurrency_limit=4)
+    return mount_ui(create_api(backend, password), blocks, password, CSS)

@@ -1,4 +1,4 @@
-"""LexicalIndex against BM25 computed by hand, and its files against bm25s' own."""
+"""LexicalIndex against BM25 computed by hand and against bm25s; per-segment postings score as one index."""
 
 import math
 
@@ -57,23 +57,59 @@ def test_a_query_of_unknown_words_scores_zero_everywhere():
     assert LexicalIndex.build(TOKENS).scores([]).tolist() == [0.0, 0.0, 0.0]
 
 
-def test_saved_files_are_bm25s_own_and_load_back_memory_mapped(tmp_path):
+def test_scores_match_bm25s_on_a_real_vocabulary():
     import bm25s
 
-    LexicalIndex.build(TOKENS).save(tmp_path / "ours")
-    reference = bm25s.BM25(k1=1.2, b=0.75)
-    reference.index(TOKENS, show_progress=False)
-    reference.save(str(tmp_path / "bm25s"))
-    ours = sorted(p.name for p in (tmp_path / "ours").iterdir())
-    assert ours == sorted(p.name for p in (tmp_path / "bm25s").iterdir())
-    for name in ours:
-        assert (tmp_path / "ours" / name).read_bytes() == (tmp_path / "bm25s" / name).read_bytes(), name
+    from core.lexical import tokenize
 
-    loaded = LexicalIndex.load(tmp_path / "ours")
-    assert loaded.num_docs == 3 and loaded.idf("bee") == pytest.approx(math.log(1.6))
-    assert loaded.scores(["bee", "river"]) == pytest.approx(brute_force_bm25(["bee", "river"], TOKENS), rel=1e-5)
+    texts = [
+        "The Volga is the longest river in Europe.",
+        "Bees make honey; honey bees dance.",
+        "Rivers and lakes of Europe: the Danube, the Rhine and the Volga.",
+        "A bee is an insect.",
+        "Honey is sweet.",
+    ]
+    tokens = [tokenize(t) for t in texts]
+    reference = bm25s.BM25(k1=1.2, b=0.75)
+    reference.index(tokens, show_progress=False)
+    for query in (["volga", "europ"], ["honey", "bee", "bee"], ["river"]):
+        assert LexicalIndex.build(tokens).scores(query) == pytest.approx(reference.get_scores(query), rel=1e-5)
+
+
+def test_segments_score_as_one_index():
+    from core.lexical import Postings
+
+    tokens = TOKENS + [["honey", "river", "river"], ["owl"]]
+    whole = LexicalIndex.build(tokens)
+    parts = LexicalIndex([Postings.build(tokens[:2]), Postings.build([]), Postings.build(tokens[2:])])
+    assert parts.num_docs == 5 and parts.df("river") == whole.df("river") == 3
+    assert parts.idf("bee") == whole.idf("bee") and parts.vocab == whole.vocab
+    for query in (["bee"], ["river", "owl"], ["honey", "volga", "owl"]):
+        assert parts.scores(query) == pytest.approx(whole.scores(query), rel=1e-6)
+        assert parts.scores(query) == pytest.approx(brute_force_bm25(query, tokens), rel=1e-5)
+
+
+def test_postings_save_and_load_back_memory_mapped(tmp_path):
+    from core.lexical import Postings
+
+    Postings.build(TOKENS).save(tmp_path)
+    loaded = Postings.load(tmp_path)
+    assert isinstance(loaded.rows.base, np.memmap)  # a view of the mapped file, not a copy
+    index = LexicalIndex([loaded])
+    assert index.num_docs == 3 and index.idf("bee") == pytest.approx(math.log(1.6))
+    assert index.scores(["bee", "river"]) == pytest.approx(brute_force_bm25(["bee", "river"], TOKENS), rel=1e-5)
+
+
+def test_bags_give_back_each_passages_tokens():
+    from core.lexical import Postings
+
+    postings = Postings.build(TOKENS)
+    assert [sorted(bag) for bag in postings.bags([2, 0])] == [sorted(TOKENS[2]), sorted(TOKENS[0])]
+    assert postings.bags([]) == []
 
 
 def test_loading_a_missing_folder_fails(tmp_path):
+    from core.lexical import Postings
+
     with pytest.raises((OSError, ValueError)):
-        LexicalIndex.load(tmp_path / "none")
+        Postings.load(tmp_path / "none")

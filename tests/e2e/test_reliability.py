@@ -107,7 +107,7 @@ def test_tampered_index_is_a_clear_cli_error(seed_index, tmp_path):
 
     root = tmp_path / "index"
     shutil.copytree(seed_index, root)
-    vectors = root / "segments" / read_manifest(root).segments[0].name / "vectors.npy"
+    vectors = root / "segments" / read_manifest(root).segments[0].name / "dense.faiss"
     vectors.write_bytes(vectors.read_bytes()[:-100])  # truncated
     result = _cite("search", "Gazprom", "--index", root)
     _, stderr = result.communicate(timeout=120)

@@ -67,3 +67,21 @@ def test_upload_names_cannot_leave_the_uploads_folder():
 
     upload = as_upload(Document("../../etc/evil.txt", "text"))
     assert upload.doc == "uploads/evil.txt" and upload.source == "upload"
+
+
+def test_binary_html_is_skipped_and_notes_are_empty_for_plain_files(tmp_path):
+    (tmp_path / "blob.html").write_bytes(b"<html>\x00\x01\x02</html>")
+    (tmp_path / "fine.txt").write_text("Fine text here.", encoding="utf-8")
+    loaded = load_paths([tmp_path])
+    assert [d.doc for d in loaded.documents] == ["fine.txt"]
+    assert "binary" in loaded.skipped[0].reason and loaded.notes == []
+
+
+def test_every_document_suffix_has_a_reader(tmp_path):
+    from indexer.loaders import DOCUMENT_SUFFIXES
+
+    for suffix in DOCUMENT_SUFFIXES:
+        (tmp_path / f"file{suffix}").write_bytes(b"\x00")  # unreadable in any format
+    loaded = load_paths([tmp_path])
+    assert loaded.documents == [] and len(loaded.skipped) == len(DOCUMENT_SUFFIXES)
+    assert all("unsupported" not in s.reason for s in loaded.skipped)

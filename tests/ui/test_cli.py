@@ -34,7 +34,7 @@ def test_index_is_incremental_and_says_what_changed(seeds_copy, tmp_path):
     third = cite("search", "Which river flows into the Caspian Sea?", "--index", index, "--json", "--k", "3")
     hit = json.loads(third.stdout)["hits"][0]
     assert hit["doc"] == "notes.md" and hit["rank"] == 1
-    assert set(hit) == {"rank", "doc", "start", "end", "text", "score", "scores", "sentence"}
+    assert set(hit) == {"rank", "doc", "start", "end", "page", "section", "text", "score", "scores", "sentence"}
     assert {"dense", "bm25", "sentence", "fused"} <= set(hit["scores"])
     assert hit["start"] <= hit["sentence"]["start"] < hit["sentence"]["end"] <= hit["end"]
 
@@ -127,3 +127,30 @@ def test_eval_calibrate_refuses_questions_it_cannot_fit_before_any_work(tmp_path
         result = cite("eval", *args, "--index", tmp_path / "none", "--report-dir", tmp_path, "--calibrate")
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
         assert not (tmp_path / "none").exists()
+
+
+def test_index_waits_for_another_writer_when_asked(corpus, tmp_path):
+    """--wait: `cite index` waits out another program's writer (e.g. `cite serve` indexing an upload)."""
+    import threading
+    import time
+
+    from core.store import writer_lock
+
+    index = tmp_path / "index"
+    index.mkdir()
+    with writer_lock(index):
+        refused = cite("index", corpus, "--index", index)  # no --wait: refused at once, as before
+    assert refused.returncode == 1 and "cite index" in refused.stderr
+    held = threading.Event()
+
+    def hold() -> None:
+        with writer_lock(index):
+            held.set()
+            time.sleep(3)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    waited = cite("index", corpus, "--index", index, "--wait", "60")
+    holder.join()
+    assert waited.returncode == 0 and "2 added" in waited.stdout, waited.stderr

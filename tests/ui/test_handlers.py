@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 
 import pytest
 
@@ -12,17 +14,9 @@ from core.config import SplitSettings
 from core.serialize import answer_json, hits_json
 from indexer.build import build_index
 from indexer.loaders import load_paths
+from tests.ui.conftest import CASPIAN
 from ui import web
 from ui.backend import Backend
-
-CASPIAN = "Which river flows into the Caspian Sea?"
-
-
-@pytest.fixture
-def backend(corpus, tmp_path, fake_embedder) -> Backend:
-    root = tmp_path / "index"
-    build_index(load_paths([corpus]).documents, root, fake_embedder, SplitSettings())
-    return Backend(root, fake_embedder, reports=tmp_path / "reports")
 
 
 def shown(update) -> str:
@@ -56,11 +50,11 @@ def test_an_empty_question_is_shown_and_the_chat_is_left_alone(backend, question
 def test_no_index_yet_says_how_to_add_documents(tmp_path, fake_embedder):
     backend = Backend(tmp_path / "none", fake_embedder, reports=tmp_path / "reports")
     message = shown(web.respond(backend, CASPIAN, None)["error"])
-    assert "No index at" in message and "Documents tab" in message
+    assert "No index yet" in message and "Documents tab" in message and str(tmp_path) not in message
     failed = web.show_results(backend, CASPIAN, 5)
     assert set(failed) == {"hits", "error"} and failed["hits"] == [] and shown(failed["error"]) == message
     failed = web.run_eval(backend, None, False)
-    assert "No index at" in shown(failed["table"]) and failed["plot"] == {"__type__": "update", "visible": False}
+    assert "No index yet" in shown(failed["table"]) and failed["plot"] == {"__type__": "update", "visible": False}
     assert web.show_documents(backend)["table"] == []
 
 
@@ -101,7 +95,7 @@ def test_uploads_are_indexed_listed_and_removed(backend, tmp_path):
     out = web.add_files(backend, [str(notes), str(junk)])
     assert out["status"].startswith("✓ Indexed uploads/owls.txt\n\n⚠ Skipped junk.txt: looks binary")
     assert [row[0] for row in out["table"]] == ["bees.txt", "rivers.md", "uploads/owls.txt"]
-    assert out["table"][2][4] == "upload" and out["files"] is None
+    assert out["table"][2][5] == "upload" and out["files"] is None
     assert out["names"]["choices"] == ["bees.txt", "rivers.md", "uploads/owls.txt"] and out["names"]["value"] == []
     assert web.respond(backend, "What do owls swallow?", [])["answer"]["citations"][0]["doc"] == "uploads/owls.txt"
 
@@ -170,3 +164,152 @@ def test_real_model_answer_opens_the_cited_sentence_in_its_document(seed_index, 
     found = web.show_results(backend, "Nine countries signed the original treaty", 5)
     assert found["hits"][0]["doc"] == "004_9fdd055095dae421.txt"
     assert "Nine countries signed" in web.open_result(backend, "1", found["hits"])["document"]
+
+
+def test_gradio_chat_history_with_text_parts_makes_a_follow_up(backend):
+    """Gradio 6's Chatbot sends each message's content as a list of text parts."""
+    parts = [{"role": "user", "content": [{"type": "text", "text": "Tell me about the Volga."}]}]
+    out = web.respond(backend, "Where does it flow?", parts)
+    expected = backend.engine().ask("Where does it flow?", history=["Tell me about the Volga."])
+    assert out["answer"] == answer_json(expected)
+
+
+@pytest.mark.parametrize("k,shown_k", [(-3, "-3"), (0, "0"), (100000, "100000"), (2.5, "2.5")])
+def test_a_bad_k_is_refused_in_the_page(backend, k, shown_k):
+    failed = web.show_results(backend, CASPIAN, k)
+    assert shown(failed["error"]) == f"⚠ k must be a whole number from 1 to 100, not {shown_k}."
+    assert failed["hits"] == []
+
+
+def test_an_over_long_question_or_history_is_refused_in_the_page(backend):
+    assert "at most 2,000" in shown(web.respond(backend, "x" * 200_000, [])["error"])
+    assert "at most 100" in shown(web.respond(backend, CASPIAN, ["q"] * 101)["error"])
+    assert "at most 2,000" in shown(web.show_results(backend, "x" * 3000, 5)["error"])
+
+
+def test_a_bad_upload_is_refused_before_it_is_read(backend, tmp_path):
+    exe = tmp_path / "tool.exe"
+    exe.write_bytes(b"MZ")
+    message = shown(web.add_files(backend, [str(exe)])["status"])
+    assert "tool.exe is not a type cite reads" in message and str(tmp_path) not in message
+    assert "Choose one or more files" in shown(web.add_files(backend, [])["status"])
+
+
+class GatedEmbedder:
+    """The fake embedder, held at a gate while it embeds anything but a question (so a write can be caught mid-way)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.fingerprint, self.dim = inner, inner.name, inner.fingerprint, inner.dim
+        self.gate, self.entered = threading.Event(), threading.Event()
+
+    def encode(self, texts):
+        if len(texts) > 2 or any("Baikal" in t or "Ladoga" in t for t in texts):
+            self.entered.set()
+            assert self.gate.wait(30)
+        return self.inner.encode(texts)
+
+
+def test_writers_queue_in_turn_while_questions_are_answered_from_the_current_version(backend, tmp_path):
+    gated = GatedEmbedder(backend.embedder)
+    backend._embedder = gated
+    engine, before = backend.engine(), backend.engine().snapshot().version
+    first, second = tmp_path / "baikal.txt", tmp_path / "ladoga.txt"
+    first.write_text("Lake Baikal is the deepest lake.", encoding="utf-8")
+    second.write_text("Lake Ladoga is the largest lake in Europe.", encoding="utf-8")
+    statuses: list[str] = []
+    results: dict[str, object] = {}
+
+    def add(path, name):
+        results[name] = backend.add_files([str(path)], waiting=statuses.append)
+
+    writing = threading.Thread(target=add, args=(first, "first"))
+    writing.start()
+    assert gated.entered.wait(10)  # the first change is embedding, holding the writer
+    queued = threading.Thread(target=add, args=(second, "second"))
+    queued.start()
+    deadline = time.time() + 10
+    while not statuses and time.time() < deadline:
+        time.sleep(0.01)
+    assert statuses == ["Queued: 1 change ahead of yours"] and backend.writers.waiting() == 1
+    answer = engine.ask(CASPIAN)  # answered meanwhile, from the version before the change
+    assert answer.version == before and answer.citations[0].doc == "rivers.md"
+    gated.gate.set()
+    writing.join(30)
+    queued.join(30)
+    assert results == {"first": (["uploads/baikal.txt"], []), "second": (["uploads/ladoga.txt"], [])}
+    assert {"uploads/baikal.txt", "uploads/ladoga.txt"} <= set(backend.document_names())
+    assert engine.snapshot().version != before
+
+
+def test_a_change_waits_for_another_programs_writer(backend, tmp_path):
+    from core.store import writer_lock
+
+    upload = tmp_path / "note.txt"
+    upload.write_text("Lake Onega is in Karelia.", encoding="utf-8")
+    statuses: list[str] = []
+    with writer_lock(backend.root):  # as `cite index` would hold it
+        adding = threading.Thread(target=lambda: backend.add_files([str(upload)], waiting=statuses.append))
+        adding.start()
+        time.sleep(0.5)
+        assert adding.is_alive() and statuses and "another program writing the index" in statuses[-1]
+    adding.join(30)
+    assert "uploads/note.txt" in backend.document_names()
+
+
+def test_the_documents_tab_shows_a_waiting_change_in_its_progress_bar(backend, tmp_path):
+    from core.store import writer_lock
+
+    upload = tmp_path / "note.txt"
+    upload.write_text("Lake Onega is in Karelia.", encoding="utf-8")
+    shown_progress: list[str] = []
+    out: dict = {}
+    with writer_lock(backend.root):
+        adding = threading.Thread(
+            target=lambda: out.update(
+                web.add_files(backend, [str(upload)], lambda *a, desc="": shown_progress.append(desc))
+            )
+        )
+        adding.start()
+        time.sleep(0.5)
+    adding.join(30)
+    assert "another program writing the index" in shown_progress[0] and shown_progress[-1].startswith("Embedding")
+    assert out["status"] == "✓ Indexed uploads/note.txt"
+
+
+def test_a_pdf_citation_shows_its_page_as_an_image_beside_the_text(tmp_path, fake_embedder):
+    pytest.importorskip("reportlab")
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    folder = tmp_path / "manuals"
+    folder.mkdir()
+    pdf = canvas.Canvas(str(folder / "guide.pdf"), pagesize=A4)
+    pages = [
+        ["Pumps move water from the lower tank.", "Each pump has a fuse rated for ten amperes."],
+        ["Before the valve opens, the lever must be pulled.", "The lever is painted red for this reason."],
+        ["Cleaning the filter takes about an hour.", "Use warm water and no soap on the mesh."],
+    ]
+    for lines in pages:  # different lines on every page: repeated ones would be running headers
+        for i, line in enumerate(lines):
+            pdf.drawString(72, 760 - 20 * i - 37 * pages.index(lines), line)
+        pdf.showPage()
+    pdf.save()
+    root = tmp_path / "index"
+    build_index(load_paths([folder]).documents, root, fake_embedder, SplitSettings())
+    backend = Backend(root, fake_embedder, reports=tmp_path / "reports")
+    document = backend.engine().index.documents["guide.pdf"]
+    assert len(document.pages) == 3
+    start = document.text.index("Before the valve opens")
+    quote = {"n": 1, "doc": "guide.pdf", "start": start, "end": start + 40, "page": 2, "quote": "..."}
+    shown = web.citation_document(backend, {"citations": [quote]}, "1")
+    assert '<div class="page-view"><div class="doc-title">guide.pdf · page 2</div>' in shown
+    assert 'src="data:image/png;base64,' in shown and '<mark class="current">' in shown
+    png = backend.page_image("guide.pdf", 2, (start, start + 40))
+    assert png is not None and png.startswith(b"\x89PNG")
+    (folder / "guide.pdf").unlink()  # the file moved away: the text view alone, no error
+    assert "page-view" not in web.citation_document(backend, {"citations": [quote]}, "1")
+
+
+def test_the_documents_list_shows_each_title(backend):
+    listed = {row["document"]: row for row in web.api_documents(backend)}
+    assert listed["rivers.md"]["title"] == "Rivers"

@@ -16,3 +16,13 @@ def test_search_card_marks_the_best_sentence():
     hit = Hit(Passage("p", "d.txt", 0, len(text), text), 1.0, {"dense": 0.5}, sentence=(21, 51))
     html = hits_list([hit], {"d.txt": text})
     assert "<mark>The treaty was signed in 1993.</mark>" in html
+
+
+def test_place_cites_page_and_section_where_the_format_has_them():
+    from ui.render import place
+
+    assert place("manual.pdf", 80604, 80764, 10, "2 Objects > 2.1.8 Lazy arguments") == (
+        "manual.pdf p. 10, §2.1.8 Lazy arguments [80604-80764]"
+    )
+    assert place("slides.pptx", 0, 9, 3) == "slides.pptx p. 3 [0-9]"
+    assert place("notes.txt", 5, 40) == "notes.txt:5-40"

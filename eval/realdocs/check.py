@@ -1,0 +1,298 @@
+"""Checks the real-documents question set against the corpus that setup.sh copies.
+
+    bash eval/realdocs/setup.sh .cite/realdocs
+    python -m eval.realdocs.check .cite/realdocs            # exit 1 on any miss
+    python -m eval.realdocs.check .cite/realdocs --dump DIR # also write the text, one .txt per PDF page / HTML file
+
+Every answerable question's evidence must occur, squashed to [0-9a-z], in its document's text:
+for a PDF on the named 1-based physical page, in the text of two extractors (pypdfium2 and
+pypdf, so the set does not lean on one library's reading order); for HTML in BeautifulSoup's
+text. It must occur nowhere else in the corpus (no other page, no other file), so that the
+named page is the one right page. The set must also keep the proportions it promises (see
+REQUIRED). It prints the counts per split, kind and type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+QUESTIONS = HERE / "questions.jsonl"
+MANIFEST = HERE / "corpus.tsv"
+FIELDS = ("id", "question", "doc", "evidence", "page", "kind", "type", "split")
+KINDS = ("lexical", "paraphrased")
+TYPES = ("who", "when", "where", "how-many", "why", "what", "how", "yes-no")
+SPLITS = ("train", "test")
+EVIDENCE_WORDS = (5, 15)
+# A paraphrased question repeats less than this share of its evidence's content words.
+PARAPHRASE_OVERLAP = 0.4
+STOPWORDS = frozenset(
+    "a an the of to in on for and or is are be do does i my me it its how what which who when where why can with by as"
+    " at from that this if will should not no into so than then there their them they you your was were has have had"
+    " any all each use using used get set".split()
+)
+# What the set promises its users (issues 13 and 14): size, unanswerable count, paraphrase share, split balance.
+REQUIRED = {"questions": 180, "unanswerable": 40, "paraphrased_share": 1 / 3, "split_share": (0.4, 0.6)}
+
+
+def squash(text: str) -> str:
+    """Lowercase letters and digits only (ligatures such as 'ﬁ' unfolded first)."""
+    return re.sub(r"[^0-9a-z]", "", unicodedata.normalize("NFKC", text).lower())
+
+
+@dataclass(frozen=True)
+class Question:
+    """One line of questions.jsonl; `doc` None means the corpus does not answer it."""
+
+    id: str
+    question: str
+    doc: str | None
+    evidence: str | None
+    page: int | None
+    kind: str
+    type: str
+    split: str
+
+    @property
+    def answerable(self) -> bool:
+        return self.doc is not None
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS and len(w) > 1}
+
+
+def overlap(question: Question) -> float:
+    """Share of the evidence's content words that the question repeats (0 for unanswerable)."""
+    evidence = content_words(question.evidence or "")
+    return len(content_words(question.question) & evidence) / len(evidence) if evidence else 0.0
+
+
+def read_questions(path: Path = QUESTIONS) -> list[Question]:
+    """The question set; raises ValueError naming the line of a malformed record."""
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if set(record) != set(FIELDS):
+            raise ValueError(f"{path.name}:{number}: fields {sorted(record)}, expected {sorted(FIELDS)}")
+        questions.append(Question(**record))
+    return questions
+
+
+def manifest_docs(path: Path = MANIFEST) -> list[str]:
+    """The corpus files, relative to DEST, as corpus.tsv names them."""
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+    return [row[2] for row in rows if row and not row[0].startswith("#") and len(row) == 3]
+
+
+@cache
+def pdf_pages_pdfium(path: Path) -> tuple[str, ...]:
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(str(path))
+    try:
+        return tuple(page.get_textpage().get_text_range() for page in pdf)
+    finally:
+        pdf.close()
+
+
+@cache
+def pdf_pages_pypdf(path: Path) -> tuple[str, ...]:
+    from pypdf import PdfReader
+
+    return tuple(page.extract_text() or "" for page in PdfReader(str(path)).pages)
+
+
+@cache
+def html_text(path: Path) -> str:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    for tag in soup(["script", "style"]):
+        tag.decompose()
+    return soup.get_text(" ")
+
+
+def document_texts(root: Path, doc: str) -> list[str]:
+    """One text per PDF page (pypdfium2's reading) or the one text of an HTML file."""
+    path = root / doc
+    return list(pdf_pages_pdfium(path)) if path.suffix == ".pdf" else [html_text(path)]
+
+
+def problems(question: Question, root: Path, docs: set[str]) -> list[str]:
+    """What is wrong with one question; empty when it holds."""
+    found = []
+    if question.kind not in KINDS or question.type not in TYPES or question.split not in SPLITS:
+        labels = f"{question.kind}/{question.type}/{question.split}"
+        found.append(f"kind/type/split {labels} not in {KINDS}/{TYPES}/{SPLITS}")
+    if not question.answerable:
+        if question.evidence is not None or question.page is not None:
+            found.append("unanswerable (doc null) but evidence or page set")
+        return found
+    if question.doc not in docs:
+        return [*found, f"doc {question.doc} not in corpus.tsv"]
+    if not question.evidence:
+        return [*found, "answerable but no evidence"]
+    words = len(question.evidence.split())
+    if not EVIDENCE_WORDS[0] <= words <= EVIDENCE_WORDS[1]:
+        found.append(f"evidence has {words} words, expected {EVIDENCE_WORDS[0]}-{EVIDENCE_WORDS[1]}")
+    if question.kind == "paraphrased" and overlap(question) >= PARAPHRASE_OVERLAP:
+        found.append(f"marked paraphrased but repeats {overlap(question):.0%} of the evidence's content words")
+    needle, path = squash(question.evidence), root / question.doc
+    if path.suffix == ".pdf":
+        if not isinstance(question.page, int):
+            return [*found, "PDF question without a page"]
+        for name, pages in (("pypdfium2", pdf_pages_pdfium(path)), ("pypdf", pdf_pages_pypdf(path))):
+            if not 1 <= question.page <= len(pages):
+                return [*found, f"page {question.page} outside 1-{len(pages)}"]
+            if needle not in squash(pages[question.page - 1]):
+                on = [n for n, text in enumerate(pages, 1) if needle in squash(text)]
+                found.append(f"{name}: evidence not on p. {question.page}" + (f" (it is on {on})" if on else ""))
+    else:
+        if question.page is not None:
+            found.append("HTML question with a page")
+        if needle not in squash(html_text(path)):
+            found.append("evidence not in the document")
+    return found
+
+
+def corpus_units(root: Path) -> dict[tuple[str, int | None], str]:
+    """Squashed text of every unit a citation can name: (doc, page) for PDF pages, (doc, None) for HTML."""
+    units = {}
+    for doc in manifest_docs():
+        texts = document_texts(root, doc)
+        for number, text in enumerate(texts, 1):
+            units[doc, number if doc.endswith(".pdf") else None] = squash(text)
+    return units
+
+
+def elsewhere(question: Question, units: dict[tuple[str, int | None], str]) -> list[str]:
+    """Other pages or files that also hold the question's evidence (which would make its page ambiguous)."""
+    if not question.answerable or not question.evidence:
+        return []
+    needle, own = squash(question.evidence), (question.doc, question.page)
+    return [
+        f"{doc}" + (f" p. {page}" if page else "")
+        for (doc, page), text in units.items()
+        if (doc, page) != own and needle in text
+    ]
+
+
+def shortfalls(questions: list[Question]) -> list[str]:
+    """Where the set falls short of REQUIRED."""
+    found = []
+    unanswerable = sum(not q.answerable for q in questions)
+    paraphrased = sum(q.kind == "paraphrased" for q in questions if q.answerable)
+    answerable = len(questions) - unanswerable
+    train = sum(q.split == "train" for q in questions)
+    if len(questions) < REQUIRED["questions"]:
+        found.append(f"{len(questions)} questions, at least {REQUIRED['questions']} required")
+    if unanswerable < REQUIRED["unanswerable"]:
+        found.append(f"{unanswerable} unanswerable, at least {REQUIRED['unanswerable']} required")
+    if answerable and paraphrased / answerable < REQUIRED["paraphrased_share"]:
+        found.append(f"{paraphrased}/{answerable} answerable questions paraphrased, at least a third required")
+    low, high = REQUIRED["split_share"]
+    if questions and not low <= train / len(questions) <= high:
+        found.append(f"{train}/{len(questions)} in train, expected {low:.0%}-{high:.0%}")
+    return found
+
+
+def counts(questions: list[Question]) -> str:
+    """Counts per split, then per split x kind and split x type, as a small text table."""
+    lines = []
+    for label, key in (
+        ("answerable", lambda q: "answerable" if q.answerable else "unanswerable"),
+        ("kind", lambda q: q.kind),
+        ("type", lambda q: q.type),
+        ("doc", lambda q: "-" if q.doc is None else re.sub(r"/[^/]+\.html$", "/*.html", q.doc)),
+    ):
+        table = collections.Counter((key(q), q.split) for q in questions)
+        values = sorted({value for value, _ in table})
+        lines.append(f"{label:<24}" + "".join(f"{split:>7}" for split in SPLITS) + f"{'all':>7}")
+        for value in values:
+            row = [table[value, split] for split in SPLITS]
+            lines.append(f"  {value:<22}" + "".join(f"{n:>7}" for n in row) + f"{sum(row):>7}")
+    for kind in KINDS:
+        shares = [overlap(q) for q in questions if q.answerable and q.kind == kind]
+        if shares:
+            lines.append(f"mean word overlap, {kind}: {sum(shares) / len(shares):.2f} ({len(shares)} answerable)")
+    by_split = collections.Counter(q.split for q in questions)
+    lines.append(f"{'total':<24}" + "".join(f"{by_split[s]:>7}" for s in SPLITS) + f"{len(questions):>7}")
+    return "\n".join(lines)
+
+
+def dump(root: Path, out: Path) -> int:
+    """Writes the corpus text that the questions are checked on: one .txt per PDF page
+    (`pdf/gnuplot.pdf.p0012.txt`) and one per HTML file; returns how many files."""
+    written = 0
+    for doc in manifest_docs():
+        texts = document_texts(root, doc)
+        for number, text in enumerate(texts, 1):
+            name = f"{doc}.p{number:04d}.txt" if doc.endswith(".pdf") else f"{doc}.txt"
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            written += 1
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path, help="the folder setup.sh filled (e.g. .cite/realdocs)")
+    parser.add_argument("--questions", type=Path, default=QUESTIONS)
+    parser.add_argument("--dump", type=Path, help="also write the extracted text here")
+    args = parser.parse_args(argv)
+    docs = manifest_docs()
+    absent = [doc for doc in docs if not (args.root / doc).is_file()]
+    if absent:
+        print(
+            f"{args.root}: {len(absent)} corpus files missing (run: bash eval/realdocs/setup.sh {args.root})",
+            file=sys.stderr,
+        )
+        return 2
+    questions = read_questions(args.questions)
+    misses = 0
+    duplicate = [i for i, n in collections.Counter(q.id for q in questions).items() if n > 1]
+    for qid in duplicate:
+        print(f"{qid}: id used more than once")
+        misses += 1
+    texts = collections.Counter(q.question.strip().lower() for q in questions)
+    for text in (t for t, n in texts.items() if n > 1):
+        print(f"question asked twice: {text}")
+        misses += 1
+    units = corpus_units(args.root)
+    for question in questions:
+        found = problems(question, args.root, set(docs))
+        if not found and (others := elsewhere(question, units)):
+            found = [f"evidence also in {', '.join(others)}: pick a phrase found only where the question points"]
+        for problem in found:
+            print(f"{question.id}: {problem}")
+            misses += 1
+    for problem in shortfalls(questions):
+        print(f"set: {problem}")
+        misses += 1
+    print(counts(questions))
+    pdf_pages = sum(len(pdf_pages_pdfium(args.root / d)) for d in docs if d.endswith(".pdf"))
+    html_files = sum(1 for d in docs if d.endswith(".html"))
+    print(f"corpus: {pdf_pages} PDF pages, {html_files} HTML files")
+    if args.dump:
+        print(f"{args.dump}: {dump(args.root, args.dump)} text files")
+    if misses:
+        print(f"FAIL: {misses} problems", file=sys.stderr)
+        return 1
+    print("OK: every evidence phrase found where its question says")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

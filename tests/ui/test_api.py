@@ -1,0 +1,186 @@
+"""The JSON API and the Gradio API on one app, in process (the fake embedder, a tiny corpus)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.config import SplitSettings
+from core.serialize import answer_json, hits_json
+from indexer.build import build_index
+from indexer.loaders import load_paths
+from tests.ui.conftest import CASPIAN
+from ui import api
+from ui.backend import Backend
+from ui.web import server_app
+
+PASSWORD = "correct horse 7"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """(a client, its backend) shared by the tests that change nothing: building the app takes seconds."""
+    from tests.conftest import FakeEmbedder
+
+    folder = tmp_path_factory.mktemp("api")
+    (folder / "docs").mkdir()
+    (folder / "docs" / "bees.txt").write_text(
+        "Bees make honey from nectar. A colony has one queen.\n\nWorker bees are female. "
+        "They gather pollen and guard the hive.",
+        encoding="utf-8",
+    )
+    (folder / "docs" / "rivers.md").write_text(
+        "# Rivers\n\nThe Volga is the longest river in Europe. It flows into the Cas-\npian Sea.\n", encoding="utf-8"
+    )
+    embedder = FakeEmbedder()
+    build_index(load_paths([folder / "docs"]).documents, folder / "index", embedder, SplitSettings())
+    backend = Backend(folder / "index", embedder, reports=folder / "reports")
+    with TestClient(server_app(backend.root, backend=backend)) as client:
+        yield client, backend
+
+
+@pytest.fixture
+def client(backend):
+    """A client of its own (the test changes the index)."""
+    with TestClient(server_app(backend.root, backend=backend)) as client:
+        yield client
+
+
+def gradio_call(client, endpoint: str, data: list) -> tuple[str, str]:
+    """(the event, its data) of one call through Gradio's queue API."""
+    posted = client.post(f"/gradio_api/call/{endpoint}", json={"data": data})
+    assert posted.status_code == 200, posted.text
+    body = client.get(f"/gradio_api/call/{endpoint}/{posted.json()['event_id']}").text
+    lines = body.splitlines()
+    event = next(line for line in lines if line.startswith("event:"))[6:].strip()
+    return event, next(line for line in lines if line.startswith("data:"))[5:].strip()
+
+
+def test_ask_and_search_give_the_clis_json(shared):
+    client, backend = shared
+    engine = backend.engine()
+    asked = client.post("/api/ask", json={"question": CASPIAN})
+    assert asked.status_code == 200 and asked.json() == answer_json(engine.ask(CASPIAN))
+    follow = client.post("/api/ask", json={"question": "Where does it flow?", "history": ["the Volga?"], "k": 3})
+    assert follow.json() == answer_json(engine.ask("Where does it flow?", 3, history=["the Volga?"]))
+    searched = client.post("/api/search", json={"question": CASPIAN, "k": 2})
+    assert searched.json() == {"hits": hits_json(engine.search(CASPIAN, 2))} and len(searched.json()["hits"]) == 2
+    names = [row["document"] for row in client.get("/api/documents").json()]
+    assert names == ["bees.txt", "rivers.md"]
+
+
+def test_the_schema_describes_what_is_sent(shared):
+    client, _ = shared
+    schema = client.get("/openapi.json").json()
+    assert {"/api/ask", "/api/search", "/api/documents", "/api/documents/remove"} <= set(schema["paths"])
+    ask = schema["components"]["schemas"]["AskRequest"]["properties"]
+    assert ask["k"]["minimum"] == 1 and ask["k"]["maximum"] == 100
+    # The documented shapes are exactly the JSON sent (extra fields are forbidden in them).
+    api.AnswerOut.model_validate(client.post("/api/ask", json={"question": CASPIAN}).json())
+    api.HitsOut.model_validate(client.post("/api/search", json={"question": CASPIAN}).json())
+    for row in client.get("/api/documents").json():
+        api.DocumentOut.model_validate(row)
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"question": CASPIAN, "k": -3}, "k must be a whole number from 1 to 100, not -3."),
+        ({"question": CASPIAN, "k": 100000}, "k must be a whole number from 1 to 100, not 100000."),
+        ({"question": CASPIAN, "k": "5"}, "k must be a whole number from 1 to 100, not '5'."),
+        ({"question": "   "}, "The question is empty"),
+        ({"question": "x" * 200_000}, "200,000 characters long; ask in at most 2,000"),
+        ({"question": ["a"]}, "The question must be text, not a list."),
+        ({}, "question is missing."),
+        ({"question": CASPIAN, "limit": 3}, "limit is not a field of this request."),
+        ({"question": CASPIAN, "history": "the Volga"}, "The history must be a list of questions"),
+        ({"question": CASPIAN, "history": ["q"] * 101}, "101 messages; at most 100"),
+    ],
+)
+def test_bad_values_get_one_clear_422(shared, body, message):
+    client, _ = shared
+    for endpoint in ("/api/ask", "/api/search") if "history" not in body else ("/api/ask",):
+        refused = client.post(endpoint, json=body)
+        assert refused.status_code == 422 and message in refused.json()["error"], refused.text
+
+
+def test_bodies_that_are_not_objects_or_too_big(shared):
+    client, _ = shared
+    assert client.post("/api/search", content=b"{no", headers={"content-type": "application/json"}).json() == {
+        "error": "The request body is not valid JSON."
+    }
+    assert client.post("/api/search", json=[CASPIAN]).status_code == 422
+    huge = b'{"question": "' + b"x" * (api.MAX_JSON_BYTES + 1) + b'"}'
+    refused = client.post("/api/ask", content=huge, headers={"content-type": "application/json"})
+    assert refused.status_code == 413 and "over the 8 MB" in refused.json()["error"]
+
+
+def test_uploads_and_removals_over_the_api(client, backend, tmp_path):
+    added = client.post("/api/documents", files=[("files", ("lake.txt", b"Lake Baikal is the deepest lake."))])
+    assert added.json() == {"added": ["uploads/lake.txt"], "skipped": []}
+    assert backend.engine().search("Baikal deepest", 1)[0].passage.doc == "uploads/lake.txt"
+    for name, message in (("../../etc/x.txt", "is a path"), ("tool.exe", "not a type cite reads")):
+        refused = client.post("/api/documents", files=[("files", (name, b"x"))])
+        assert refused.status_code == 422 and message in refused.json()["error"]
+    binary = client.post("/api/documents", files=[("files", ("junk.txt", b"\x00\x01"))]).json()
+    assert binary["added"] == [] and "junk.txt: looks binary" in binary["skipped"][0]
+    assert str(tmp_path) not in str(binary)
+    removed = client.post("/api/documents/remove", json={"names": ["uploads/lake.txt"]})
+    assert removed.json() == {"removed": ["uploads/lake.txt"]}
+    assert client.post("/api/documents/remove", json={"names": []}).json()["error"].startswith("Pick the documents")
+
+
+def test_no_index_yet_is_a_409_that_names_no_server_path(tmp_path, fake_embedder):
+    backend = Backend(tmp_path / "none", fake_embedder, reports=tmp_path / "reports")
+    with TestClient(server_app(backend.root, backend=backend)) as client:
+        refused = client.post("/api/search", json={"question": CASPIAN})
+        assert refused.status_code == 409 and "No index yet" in refused.json()["error"]
+        assert str(tmp_path) not in refused.text
+        assert client.get("/api/documents").json() == []
+
+
+def test_the_gradio_api_refuses_the_same_values_with_the_same_message(shared):
+    client, _ = shared
+    event, data = gradio_call(client, "search", [CASPIAN, -3])
+    assert event == "error" and "k must be a whole number from 1 to 100, not -3." in data
+    event, data = gradio_call(client, "search", [CASPIAN, 2])
+    assert event == "complete" and '"rank": 2' in data
+    event, data = gradio_call(client, "ask", ["x" * 5000, None])
+    assert event == "error" and "at most 2,000" in data
+
+
+def test_a_password_guards_both_apis_and_failed_logins_are_limited(backend, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    app = server_app(backend.root, PASSWORD, backend=backend)
+    with TestClient(app) as client:
+        assert client.get("/api/documents").status_code == 401
+        assert client.get("/api/documents", auth=("cite", PASSWORD)).status_code == 200
+        assert client.post("/gradio_api/call/documents", json={"data": []}).status_code == 401
+        assert client.post("/login", data={"username": "cite", "password": PASSWORD}).json() == {"success": True}
+        assert gradio_call(client, "documents", [])[0] == "complete"  # the login's cookie
+        client.cookies.clear()
+        for _ in range(api.LOGIN_FAILURES - 1):
+            assert client.post("/login", data={"username": "cite", "password": PASSWORD + "x"}).status_code == 400
+        assert client.get("/api/documents", auth=("cite", "guess")).status_code == 401  # one counter, both doors
+        locked = client.post("/login", data={"username": "cite", "password": PASSWORD})
+        assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+        assert "try again in" in locked.json()["error"]
+        assert client.get("/api/documents", auth=("cite", PASSWORD)).status_code == 429
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert PASSWORD not in logged and PASSWORD.replace(" ", "+") not in logged
+
+
+def test_the_limiter_forgets_failures_after_its_window():
+    limiter = api.LoginLimiter(failures=2, window=10)
+    limiter.failed("a", now=0)
+    assert limiter.wait("a", now=1) == 0
+    limiter.failed("a", now=1)
+    assert limiter.wait("a", now=2) == 8 and limiter.wait("b", now=2) == 0
+    assert limiter.wait("a", now=10.5) == 0  # the first failure is a window old
+
+
+def test_messages_for_remote_clients_name_no_server_folder(backend):
+    message = f"The index at {backend.root} was built with another model."
+    assert backend.public_message(message) == "The index at the index folder was built with another model."
