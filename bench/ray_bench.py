@@ -50,8 +50,10 @@ def compare(local: Path, other: Path, questions: list[str]) -> dict[str, float]:
     from retriever.engine import Engine
 
     a, b = read_index(local), read_index(other)
-    rows = b.row_of
-    cosines = [float(np.dot(a.vectors[row], b.vectors[rows[p.id]])) for row, p in enumerate(a.passages) if p.id in rows]
+    ids = a.passage_ids(range(a.passage_count))
+    shared = [(row, b.row_of[pid]) for row, pid in enumerate(ids) if pid in b.row_of]
+    mine, theirs = a.vectors([r for r, _ in shared]), b.vectors([r for _, r in shared])
+    cosines = np.sum(mine * theirs, axis=1).tolist()
     embedder = embedder_named("onnx-int8")
     vectors = embedder.encode(questions)
     one, two = Engine(local, embedder), Engine(other, embedder)

@@ -4,8 +4,8 @@ The driver loads and plans exactly as the local build does (`plan_index`); Ray D
 only the new and changed documents to a pool of actors, each of which loads the model once,
 splits and embeds one batch and writes it as a segment of the usual format straight into the
 index folder (shared storage on a cluster: no vector passes through the driver). The driver
-then writes what it carries over from retired segments, the global BM25 index and the
-manifest, under the writer lock and atomically, as the local build does. A worker killed
+then writes what it carries over from retired segments and the manifest (BM25 statistics
+live in each segment), under the writer lock and atomically, as the local build does. A worker killed
 mid-batch is restarted by Ray and its batch retried; if the run fails anyway, the previous
 version stays live and the segments already written are swept by the next write.
 """
@@ -27,13 +27,10 @@ import numpy as np
 from core.config import SplitSettings
 from core.embedder import Embedder
 from core.errors import CiteError, DocumentError
-from core.lexical import LexicalIndex
 from core.store import (
     SegmentRecord,
     StoredIndex,
     document_from_json,
-    segment_folder,
-    write_segment,
     write_version,
     writer_lock,
 )
@@ -147,7 +144,7 @@ def build_index_on_ray(
             remove=remove,
         )
         if old and plan.up_to_date:
-            report = IndexReport(root, unchanged=list(plan.unchanged), passages=len(old.passages))
+            report = IndexReport(root, unchanged=list(plan.unchanged), passages=old.passage_count)
             return replace(report, seconds=time.perf_counter() - started)
         given = {d.doc: d for d in documents}
         fresh = [given[name] for name in plan.embed]
@@ -247,7 +244,7 @@ def _embed_on_ray(
         ) from None
     results = [
         BatchResult(
-            SegmentRecord(**json.loads(row["segment"])) if row["segment"] else None,
+            SegmentRecord.from_json(json.loads(row["segment"])) if row["segment"] else None,
             json.loads(row["passages"]),
             int(row["texts"]),
         )
@@ -265,44 +262,32 @@ def _commit(
     embedder: Embedder,
     split: SplitSettings,
 ) -> IndexReport:
-    """Writes the carried-over segment, the BM25 index and the manifest that makes the actors'
-    segments live (the one place that calls the local build's row-moving and manifest steps)."""
+    """Writes the carried-over segment and the manifest that makes the actors' segments live
+    (the one place that calls the local build's row-moving and manifest steps). BM25
+    statistics live in each segment, so nothing lexical is gathered here."""
     from indexer.build import _manifest, _rows_of, _write_segment
 
     old_docs = old.manifest.documents if old else {}
-    by_name = {**(old.documents if old else {}), **given}
     kept = [s for s in old.segments if s.record.name in plan.keep] if old else []
     leaving = [s for s in old.segments if s.record.name not in plan.keep] if old else []
     copy = set(plan.copy)
     rows = {doc: r for segment in leaving for doc, r in _rows_of(segment, copy).items()}
+    moved = [s.document(s.doc_row[name]) for s in leaving for name in s.doc_names if name in copy]
+    # Moved documents, and new ones without text (they still belong to a segment, so the index knows them).
     carried_docs = sorted(
-        [d for s in leaving for d in s.documents if d.doc in copy]
-        + [given[name] for r in results if r.segment is None for name in r.passages],
-        key=lambda d: d.doc,
+        moved + [given[name] for r in results if r.segment is None for name in r.passages], key=lambda d: d.doc
     )
     records = [s.record for s in kept]
-    tokens = [t for s in kept for t in s.tokens()]
     if carried_docs:
-        if any(rows.values()):
-            records.append(_write_segment(root, carried_docs, rows, embedder.dim))
-        else:  # documents without text still belong to a segment, so the index knows them
-            records.append(_empty_segment(root, carried_docs, embedder.dim))
-        tokens += [row.tokens for d in carried_docs for row in rows.get(d.doc, [])]
-    for result in results:
-        if result.segment is not None:
-            records.append(result.segment)
-            tokens += _segment_tokens(root, result.segment)
+        records.append(_write_segment(root, carried_docs, rows, embedder.dim))
+    records += [result.segment for result in results if result.segment is not None]
     passage_count = sum(record.passages for record in records)
     if not passage_count:
         raise DocumentError("The documents hold no text to index.")
-    counts = {name: old_docs[name].passages for name in plan.unchanged}
-    counts.update({doc: len(r) for doc, r in rows.items()})
+    counts = {doc: len(r) for doc, r in rows.items()}
     for result in results:
         counts.update(result.passages)
-    manifest = _manifest(
-        [by_name[name] for name in plan.documents], records, counts, embedder, split, old_docs, set(plan.unchanged)
-    )
-    write_version(root, manifest, LexicalIndex.build(tokens))
+    write_version(root, _manifest(plan, given, records, counts, embedder, split, old_docs))
     return IndexReport(
         root,
         added=list(plan.added),
@@ -314,23 +299,6 @@ def _commit(
         texts_embedded=sum(r.texts_embedded for r in results),
         carried=sum(map(len, rows.values())),
     )
-
-
-def _segment_tokens(root: Path, record: SegmentRecord) -> list[list[str]]:
-    with (segment_folder(root, record.name) / "tokens.txt").open(encoding="utf-8") as handle:
-        return [line.split() for line in handle]
-
-
-def _empty_segment(root: Path, documents: list[Document], dim: int) -> SegmentRecord:
-    from core.store import FLAT_KIND, new_dense_index
-
-    sentences = {
-        "sentence_offsets": np.zeros(1, dtype=np.int64),
-        "sentence_spans": np.zeros((0, 2), dtype=np.int64),
-        "sentence_vectors": np.zeros((0, dim), dtype=np.float32),
-    }
-    empty = np.zeros((0, dim), dtype=np.float32)
-    return write_segment(root, documents, [], [], empty, sentences, new_dense_index(FLAT_KIND, dim), FLAT_KIND)
 
 
 def _reusable(root: Path, embedder: Embedder, split: SplitSettings) -> tuple[StoredIndex | None, str]:

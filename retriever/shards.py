@@ -1,9 +1,10 @@
 """An index served by Ray actors, each holding some of its segments; queries fan out to all.
 
 Each shard actor loads a contiguous run of the live version's segments (their FAISS indexes,
-vectors, sentence vectors and passages) and the version's BM25 index, whose scores already
-carry the global statistics (IDF, mean length over every passage), so a shard's BM25 scores
-equal the one-box scores of its rows. For a query each shard returns its own top candidates
+vectors, sentence vectors, passages and BM25 postings). BM25's collection-wide statistics
+(IDF, mean passage length) come from the driver, which sums them over every segment's
+postings as the one-box `LexicalIndex` does, and sends each query's token weights with it:
+so a shard's BM25 scores equal the one-box scores of its rows. For a query each shard returns its own top candidates
 of both channels, every one scored by every channel; the driver keeps the global top of each
 channel, exactly as `HybridSearcher.candidates` picks them on one box, and fuses and answers
 as today (`ShardedEngine` is an `Engine` over a view of the shards). A query sent while a
@@ -26,7 +27,7 @@ import numpy as np
 from core.config import SearchSettings, Settings
 from core.embedder import Embedder
 from core.errors import CiteError, IndexMissing
-from core.lexical import LexicalIndex, tokenize
+from core.lexical import LexicalIndex, Postings, tokenize
 from core.store import SegmentRecord, StoredIndex, current_version, read_manifest, segment_folder
 from core.types import Document, Hit, Passage
 from retriever.engine import Engine, Snapshot
@@ -47,7 +48,7 @@ class ShardWarning(UserWarning):
 def assign_shards(segments: Sequence[SegmentRecord], shards: int) -> list[tuple[int, int]]:
     """Splits the segments, in manifest order, into at most `shards` contiguous runs of about
     equal passages: (first, end) segment positions per shard. Contiguous runs keep each
-    shard's rows one range of the global rows, so global BM25 scores slice by range.
+    shard's rows one range of the global rows.
 
     Raises:
         ValueError: when `shards` < 1.
@@ -80,14 +81,17 @@ class ShardCandidates:
     sentence: dict[int, tuple[float, tuple[int, int] | None]]
 
 
-class _SlicedLexical:
-    """The global BM25 index read for one range of rows."""
+@dataclass(frozen=True)
+class QueryWeights:
+    """A query's BM25 weights over the whole index (`LexicalIndex.query_weights` and
+    `mean_length` of every segment), which a shard scores its own postings with."""
 
-    def __init__(self, lexical: LexicalIndex, first: int, count: int) -> None:
-        self._lexical, self._first, self._count = lexical, first, count
+    weights: dict[str, float]
+    mean_length: float
 
-    def scores(self, tokens: Sequence[str]) -> np.ndarray:
-        return self._lexical.scores(tokens)[self._first : self._first + self._count]
+    @classmethod
+    def of(cls, lexical: LexicalIndex, query: str) -> QueryWeights:
+        return cls(lexical.query_weights(tokenize(query)), lexical.mean_length)
 
 
 class Shard:
@@ -112,9 +116,8 @@ class Shard:
         segments = _read_segments(self.root, manifest.segments[first:end])
         self.first_segment = first
         self.first_row = sum(s.passages for s in manifest.segments[:first])
-        count = sum(s.record.passages for s in segments)
-        lexical = _SlicedLexical(LexicalIndex.load(version / "bm25"), self.first_row, count)
-        self.index = StoredIndex(version, manifest, segments, lexical)  # type: ignore[arg-type]
+        lexical = LexicalIndex([segment.postings for segment in segments])  # scored with global weights
+        self.index = StoredIndex(version, manifest, segments, lexical)
         self.version = version.name
 
     def _at(self, version: str) -> StoredIndex:
@@ -129,8 +132,8 @@ class Shard:
 
         return os.getpid()
 
-    def candidates(self, version: str, query: str, vector: np.ndarray, n: int) -> ShardCandidates:
-        """This shard's share of `HybridSearcher.candidates` for the query."""
+    def candidates(self, version: str, weights: QueryWeights, vector: np.ndarray, n: int) -> ShardCandidates:
+        """This shard's share of `HybridSearcher.candidates` for a query of BM25 `weights` and `vector`."""
         index = self._at(version)
         query_vector = np.ascontiguousarray(vector, np.float32)
         dense = []
@@ -143,10 +146,10 @@ class Shard:
                 for rank, (score, row) in enumerate(zip(scores[0], rows[0], strict=True))
                 if row >= 0
             ]
-        bm25_all = index.lexical.scores(tokenize(query))
+        bm25_all = index.lexical.weighted_scores(weights.weights, weights.mean_length)
         top = [int(r) for r in top_rows(bm25_all, n) if bm25_all[r] > 0]
         local = sorted({row - self.first_row for *_, row in dense} | set(top))
-        cosines = np.asarray(index.vectors[local], dtype=np.float32) @ vector[0] if local else []
+        cosines = index.vectors(local) @ vector[0] if local else []
         best = best_sentences(index, local, vector[0]) if local else []
         rows = [self.first_row + r for r in local]
         return ShardCandidates(
@@ -204,10 +207,11 @@ def _with_starts(segments: Sequence[Any]) -> Iterator[tuple[Any, int]]:
 
 def _read_segments(root: Path, records: Sequence[SegmentRecord]) -> list[Any]:
     """The one place that loads single segments (core.store loads whole versions)."""
-    from core.store import _read_segment, _verify
+    from core.store import _read_segment, _verify, writer_crashed
 
+    check = "full" if writer_crashed(root) else "stamps"  # as read_index checks
     for record in records:
-        _verify(segment_folder(root, record.name), record.files)
+        _verify(segment_folder(root, record.name), record, check)
     return [_read_segment(segment_folder(root, record.name), record) for record in records]
 
 
@@ -314,7 +318,9 @@ def merge_candidates(
         "sentence": {pid: of["sentence"][row][0] for pid, row in zip(ids, rows, strict=True)},
     }
     spans = {pid: of["sentence"][row][1] for pid, row in zip(ids, rows, strict=True)}
-    return Candidates(scores, spans, len(query.split())), {row: merged[row] for row in rows}
+    return Candidates(scores, spans, len(query.split()), dict(zip(ids, rows, strict=True))), {
+        row: merged[row] for row in rows
+    }
 
 
 class _Documents(Mapping[str, Document]):
@@ -352,7 +358,9 @@ class ShardedIndex:
         self.path, self.shards = version, shards
         self.version = version.name
         self.manifest = read_manifest(root)
-        self.lexical = LexicalIndex.load(version / "bm25")  # global statistics, for the abstention signal
+        # Every segment's BM25 postings (memory-mapped): the global statistics, for the shards'
+        # query weights and the abstention signal.
+        self.lexical = LexicalIndex([Postings.load(segment_folder(root, s.name)) for s in self.manifest.segments])
         self.documents = _Documents(self)
         self.passages: dict[int, Passage] = {}
         self.row_of: dict[str, int] = {}
@@ -398,7 +406,8 @@ class ShardedSearcher:
     def candidates(self, query: str, vector: np.ndarray, k: int) -> Candidates:
         n = max(self.settings.candidates, k)
         vector = np.ascontiguousarray(vector, dtype=np.float32)
-        found = self.index.shards.call("candidates", self.index.version, query, vector, n, partial=self.partial)
+        weights = QueryWeights.of(self.index.lexical, query)
+        found = self.index.shards.call("candidates", self.index.version, weights, vector, n, partial=self.partial)
         candidates, passages = merge_candidates(found, query, n)
         self.index.remember(passages)
         return candidates

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.embedder import Embedder
 from core.errors import CiteError
 from eval.report import REPORTS
 from retriever.shards import NAMESPACE, ShardedEngine, ShardSet
@@ -26,8 +27,8 @@ SERVE_PORT = 8000  # Ray Serve's own default
 class ShardedBackend(Backend):
     """The UI's backend with its engine over shard actors instead of an index loaded here."""
 
-    def __init__(self, root: Path, shards: ShardSet, reports: Path = REPORTS) -> None:
-        super().__init__(root, reports=reports)
+    def __init__(self, root: Path, shards: ShardSet, reports: Path = REPORTS, embedder: Embedder | None = None) -> None:
+        super().__init__(root, embedder, reports=reports)
         self.shards = shards
 
     def engine(self) -> ShardedEngine:  # type: ignore[override]
@@ -92,15 +93,17 @@ def serve_on_ray(
     replicas: int = 0,
     host: str = "127.0.0.1",
     port: int = 7860,
-    auth: tuple[str, str] | None = None,
+    password: str | None = None,
     reports: Path = REPORTS,
     serve_port: int = SERVE_PORT,
 ) -> None:
     """Starts (or finds) `shards` shard actors for `root` on the cluster at `address`, Serve
-    replicas for the HTTP API when `replicas` > 0, and the chat UI here, until interrupted."""
+    replicas for the HTTP API when `replicas` > 0, and the UI and JSON API here (as `ui.web.serve`
+    runs them, behind `password` as user `cite` when one is given), until interrupted."""
     import ray
+    import uvicorn
 
-    from ui.web import CSS, build_app
+    from ui.web import server_app
 
     if shards < 1 or replicas < 0:
         raise CiteError(f"--shards must be at least 1 and --replicas at least 0 (got {shards}, {replicas}).")
@@ -117,11 +120,10 @@ def serve_on_ray(
         print(f"cite: HTTP API on http://{host}:{serve_port}/search and /ask ({replicas} Ray Serve replicas)")
     fewer = f" (shards hold whole segments, and the index has {shard_set.shards})" if shard_set.shards < shards else ""
     print(f"cite: {shard_set.shards} shard actor(s) serve {root}{fewer}; the UI runs here")
-    backend = ShardedBackend(root, shard_set, reports)
-    app = build_app(backend)
-    app.queue(default_concurrency_limit=4)
     try:
-        app.launch(server_name=host, server_port=port, auth=auth, css=CSS, show_error=True, footer_links=["api"])
+        app = server_app(root, password, reports, backend=ShardedBackend(root, shard_set, reports))
+        print(f"cite: serving http://{host}:{port}/ (JSON API under /api, its schema at /openapi.json)", flush=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:  # the shards and replicas live as long as the UI that started them
         if replicas:
             from ray import serve

@@ -9,7 +9,7 @@ from retriever.shards import assign_shards
 
 
 def segments(*sizes: int) -> list[SegmentRecord]:
-    return [SegmentRecord(f"s{i}", size, "flat-ip", {}) for i, size in enumerate(sizes)]
+    return [SegmentRecord(f"s{i}", size, "flat-sq8", {}) for i, size in enumerate(sizes)]
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,27 @@ def test_every_segment_lands_in_exactly_one_shard(count):
 def test_zero_shards_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         assign_shards(segments(1), 0)
+
+
+def test_a_shards_bm25_with_the_global_weights_equals_the_whole_index_on_its_rows():
+    """A shard holds some segments' postings; scored with the driver's query weights and mean
+    length (summed over all segments), its rows score exactly as in the one-box index."""
+    import numpy as np
+
+    from core.lexical import LexicalIndex, Postings, tokenize
+    from retriever.shards import QueryWeights
+
+    texts = [
+        ["Bees make honey.", "The hive has one queen bee."],
+        ["Rivers flow to the sea.", "The Volga is a long river.", "Bees drink from rivers."],
+        ["Honey keeps for years.", "Stars shine at night."],
+    ]
+    parts = [Postings.build([tokenize(t) for t in segment]) for segment in texts]
+    whole = LexicalIndex(parts)
+    for query in ("bees honey", "river sea volga", "queen", "unknown words only"):
+        weights = QueryWeights.of(whole, query)
+        expected = whole.scores(tokenize(query))
+        shard = LexicalIndex(parts[1:])  # the last two segments: rows 2..6 of the whole
+        got = shard.weighted_scores(weights.weights, weights.mean_length)
+        np.testing.assert_array_equal(got, expected[2:])
+        assert not np.array_equal(shard.scores(tokenize(query)), expected[2:]) or not expected[2:].any()
