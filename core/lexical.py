@@ -185,16 +185,32 @@ class LexicalIndex:
         """The IDF BM25 weighs `token` with; a token the index has never seen gets the maximum."""
         return float(lucene_idf(self.df(token), self.num_docs))
 
+    @property
+    def mean_length(self) -> float:
+        """The mean passage length in tokens, over every passage the index scores."""
+        return self._mean_length
+
+    def query_weights(self, tokens: Sequence[str]) -> dict[str, float]:
+        """Each query token's IDF weight (a repeated token counts each time, as in bm25s;
+        tokens the index has never seen are left out): the collection-wide part of BM25."""
+        weights: dict[str, float] = {}
+        for token in tokens:
+            if self.has(token):
+                weights[token] = weights.get(token, 0.0) + self.idf(token)
+        return weights
+
     def scores(self, tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every passage for a query of `tokens` (a repeated token counts each
         time, as in bm25s; tokens the index has never seen count for nothing)."""
+        return self.weighted_scores(self.query_weights(tokens), self._mean_length)
+
+    def weighted_scores(self, weights: dict[str, float], mean_length: float) -> np.ndarray:
+        """BM25 score of every passage for query tokens weighted by `weights`, lengths
+        normalised by `mean_length`: given another index's `query_weights` and `mean_length`
+        (e.g. of all segments, this being a shard of them), the scores that index gives these rows."""
         out = np.zeros(self.num_docs, dtype=np.float32)
-        known = [token for token in tokens if self.has(token)]
-        if not known:
+        if not weights:
             return out
-        weights: dict[str, float] = {}
-        for token in known:
-            weights[token] = weights.get(token, 0.0) + self.idf(token)
         for part, start in zip(self.parts, self._starts, strict=False):
             for token, weight in weights.items():
                 column = part.columns.get(token)
@@ -204,7 +220,7 @@ class LexicalIndex:
                 rows = np.asarray(part.rows[first:last], dtype=np.int64)
                 lengths = np.asarray(part.lengths[rows], dtype=np.float32)
                 tf = np.asarray(part.tf[first:last], dtype=np.float32)
-                norm = self.K1 * (1 - self.B + self.B * lengths / np.float32(self._mean_length))
+                norm = self.K1 * (1 - self.B + self.B * lengths / np.float32(mean_length))
                 out[start + rows] += np.float32(weight) * tf / (tf + norm)
         return out
 

@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
         "for it (default 0: refuse at once)",
     )
     index.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)  # now the default; kept for scripts
+    index.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS", help="embed on a Ray cluster (no ADDRESS: a local Ray)"
+    )
     index.set_defaults(run=_index)
 
     for name, run, help_text in (
@@ -75,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--batch", type=Path, help='JSONL file of {"id", "question"} lines')
         command.add_argument("--k", type=_k, default=10, help="passages to return, 1 to 100 (default 10)")
         command.add_argument("--json", action="store_true", help="print JSON")
+        command.add_argument("--ray", metavar="ADDRESS", help="query the index's shard actors on this Ray cluster")
         _index_option(command)
         command.set_defaults(run=run)
 
@@ -115,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--password", default=os.environ.get("CITE_PASSWORD"), help="require login as user 'cite' ($CITE_PASSWORD)"
     )
+    serve.add_argument("--ray", metavar="ADDRESS", help="serve from shard actors on this Ray cluster")
+    serve.add_argument("--shards", type=int, default=2, help="with --ray: shard actors (default 2)")
+    serve.add_argument("--replicas", type=int, default=0, help="with --ray: Ray Serve replicas of the HTTP API")
     _index_option(serve)
     _report_dir_option(serve, "the Eval tab's")
     serve.set_defaults(run=_serve)
@@ -151,6 +158,10 @@ def _index(args: argparse.Namespace) -> int:
         max_chars=SplitSettings.max_chars if args.max_chars is None else args.max_chars,
         passage_vectors="passage" if args.embed_passages else "sentence-mean",
     )
+    if args.ray is not None:  # the same build, its embedding spread over a Ray cluster
+        from indexer.distributed import ray_builder
+
+        build_index = ray_builder(args.ray)
     embedder, progress = default_embedder(), _progress_printer()
     deadline = time.monotonic() + max(args.wait, 0)
     while True:
@@ -253,6 +264,11 @@ def _k(text: str) -> int:
 def _engine(args: argparse.Namespace):
     from retriever.engine import Engine
     from retriever.generate import chat_model_from_env
+
+    if args.ray:  # the same engine over shard actors on a Ray cluster
+        from retriever.shards import sharded_engine
+
+        return sharded_engine(args.ray, args.index)
 
     return Engine(args.index, chat_model=chat_model_from_env())
 
@@ -400,6 +416,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
     from eval.report import REPORTS
 
+    if args.ray:  # shard actors (and Serve replicas) on a Ray cluster
+        from ui.ray_serve import serving_on
+
+        serve = serving_on(args.ray, args.shards, args.replicas)
     serve(
         args.index, host=args.host, port=args.port, password=args.password or None, reports=args.report_dir or REPORTS
     )
