@@ -51,10 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     _index_option(index)
     index.add_argument("--max-chars", type=int, default=None, help="passage size limit (default 1000)")
     index.add_argument(
-        "--embed-passages",
+        "--fast",
         action="store_true",
-        help="also embed each passage whole, not as the mean of its sentences (about 2x slower; not more accurate)",
+        help="make each passage's vector the mean of its sentences' instead of embedding it whole "
+        "(about half the indexing time; SciFact test nDCG@10 .728 instead of .741)",
     )
+    index.add_argument("--embed-passages", action="store_true", help=argparse.SUPPRESS)  # the default again
     index.add_argument(
         "--wait",
         type=float,
@@ -63,7 +65,6 @@ def _parser() -> argparse.ArgumentParser:
         help="if another program is writing the index (e.g. `cite serve` indexing an upload), wait up to this long "
         "for it (default 0: refuse at once)",
     )
-    index.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)  # now the default; kept for scripts
     index.add_argument(
         "--ray", nargs="?", const="local", metavar="ADDRESS", help="embed on a Ray cluster (no ADDRESS: a local Ray)"
     )
@@ -156,7 +157,7 @@ def _index(args: argparse.Namespace) -> int:
         print(f"cite: {note.path}: {note.message}", file=sys.stderr)
     split = SplitSettings(
         max_chars=SplitSettings.max_chars if args.max_chars is None else args.max_chars,
-        passage_vectors="passage" if args.embed_passages else "sentence-mean",
+        passage_vectors="sentence-mean" if args.fast and not args.embed_passages else "passage",
     )
     if args.ray is not None:  # the same build, its embedding spread over a Ray cluster
         from indexer.distributed import ray_builder
