@@ -200,6 +200,19 @@ class SegmentWriter:
         }
 
 
+def _free_workers(cpus_per_worker: int, patience_s: float = 30.0) -> int:
+    """How many workers the cluster's free CPUs hold, waiting a little for some to free up:
+    the actors of a run that just ended (or failed) give their CPUs back asynchronously."""
+    import ray
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        free = int(ray.available_resources().get("CPU", 0)) // cpus_per_worker
+        if free >= 1 or time.monotonic() >= deadline:
+            return free
+        time.sleep(0.5)
+
+
 def _embed_on_ray(
     fresh: list[Document], root: Path, embedder: Embedder, split: SplitSettings, settings: RaySettings
 ) -> list[BatchResult]:
@@ -209,7 +222,7 @@ def _embed_on_ray(
     import ray
     import ray.data
 
-    free = int(ray.available_resources().get("CPU", 0)) // settings.cpus_per_worker
+    free = _free_workers(settings.cpus_per_worker)
     if free < 1:
         raise CiteError(
             f"The Ray cluster has no {settings.cpus_per_worker} free CPU(s) for an embedding worker "
