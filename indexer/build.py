@@ -103,14 +103,7 @@ def build_index(
     """
     started = time.perf_counter()
     with writer_lock(root):
-        old, why_rebuild = _reusable_index(root, embedder, split)
-        plan = plan_index(
-            documents,
-            old.manifest.documents if old else {},
-            [SegmentContents.of(segment) for segment in old.segments] if old else [],
-            scope=scope,
-            remove=remove,
-        )
+        old, why_rebuild, plan = plan_against_index(root, documents, embedder, split, scope=scope, remove=remove)
         if old and plan.up_to_date:
             report = IndexReport(root, unchanged=list(plan.unchanged), passages=old.passage_count)
         else:
@@ -296,6 +289,28 @@ def _write_segment(root: Path, documents: list[Document], rows: dict[str, list[R
         vectors,
         sentence_arrays(ordered, dim),
     )
+
+
+def plan_against_index(
+    root: Path,
+    documents: Sequence[Document],
+    embedder: Embedder,
+    split: SplitSettings,
+    *,
+    scope: Collection[str] | None,
+    remove: Collection[str],
+) -> tuple[StoredIndex | None, str, IndexPlan]:
+    """The index at `root` if its vectors can be reused (else None and the reason), and the
+    plan that brings `documents` into it. For writers, under the writer lock."""
+    old, why_rebuild = _reusable_index(root, embedder, split)
+    plan = plan_index(
+        documents,
+        old.manifest.documents if old else {},
+        [SegmentContents.of(segment) for segment in old.segments] if old else [],
+        scope=scope,
+        remove=remove,
+    )
+    return old, why_rebuild, plan
 
 
 def _reusable_index(root: Path, embedder: Embedder, split: SplitSettings) -> tuple[StoredIndex | None, str]:

@@ -35,7 +35,7 @@ from core.store import (
     writer_lock,
 )
 from core.types import Document
-from indexer.build import IndexReport, SegmentContents, plan_index
+from indexer.build import IndexReport, plan_against_index
 from indexer.splitter import split_document
 
 LOCAL = "local"  # `--ray` without an address: start a Ray on this machine for the run
@@ -135,14 +135,7 @@ def build_index_on_ray(
     started = time.perf_counter()
     root = Path(root)
     with writer_lock(root):
-        old, why_rebuild = _reusable(root, embedder, split)
-        plan = plan_index(
-            documents,
-            old.manifest.documents if old else {},
-            [SegmentContents.of(segment) for segment in old.segments] if old else [],
-            scope=scope,
-            remove=remove,
-        )
+        old, why_rebuild, plan = plan_against_index(root, documents, embedder, split, scope=scope, remove=remove)
         if old and plan.up_to_date:
             report = IndexReport(root, unchanged=list(plan.unchanged), passages=old.passage_count)
             return replace(report, seconds=time.perf_counter() - started)
@@ -312,9 +305,3 @@ def _commit(
         texts_embedded=sum(r.texts_embedded for r in results),
         carried=sum(map(len, rows.values())),
     )
-
-
-def _reusable(root: Path, embedder: Embedder, split: SplitSettings) -> tuple[StoredIndex | None, str]:
-    from indexer.build import _reusable_index
-
-    return _reusable_index(root, embedder, split)

@@ -181,18 +181,30 @@ def _running_shards(root: Path) -> int:
     return max(counts, default=0)
 
 
+def connect(address: str) -> None:
+    """Connects this process to the Ray cluster at `address`, in cite's namespace, unless it is
+    connected already.
+
+    Raises:
+        CiteError: when no cluster answers there.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise CiteError(
+            f"Cannot reach a Ray cluster at {address} ({error}); start one with `ray start --head`."
+        ) from None
+
+
 def sharded_engine(address: str, root: Path, shards: int = 2) -> ShardedEngine:
     """An engine over the shard actors serving `root` on the Ray cluster at `address` (started
     for this process when none are running). Stays connected for the process's life."""
-    import ray
 
-    if not ray.is_initialized():
-        try:
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise CiteError(
-                f"Cannot reach a Ray cluster at {address} ({error}); start one with `ray start --head`."
-            ) from None
+    connect(address)
     from retriever.generate import chat_model_from_env
 
     return ShardedEngine(root, ShardSet.start(root, shards, detached=False), chat_model=chat_model_from_env())
@@ -225,6 +237,7 @@ class ShardSet:
     root: Path
     shards: int
     actors: list[Any] = field(default_factory=list)
+    owned: bool = False  # started by this process, not detached: `release` stops them
 
     @classmethod
     def start(cls, root: Path, shards: int = 2, cpus: float = 0.0, detached: bool = True) -> ShardSet:
@@ -257,7 +270,7 @@ class ShardSet:
             for n in range(count)
         ]
         ray.get([actor.pid.remote() for actor in actors], timeout=300)  # loaded, or fail here
-        return cls(root, count, actors)
+        return cls(root, count, actors, owned=not running and not detached)
 
     def stop(self) -> None:
         import ray
@@ -265,6 +278,12 @@ class ShardSet:
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors = []
+
+    def release(self) -> None:
+        """Stops the actors this process started for itself (a `cite search --ray` run's), now
+        rather than whenever its handles are garbage-collected; leaves ones it found running."""
+        if self.owned:
+            self.stop()
 
     def call(self, method: str, *args: Any, partial: bool = False) -> list[Any]:
         """`method(*args)` on every shard; None for a shard that failed when `partial`.

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -262,16 +263,21 @@ def _k(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _engine(args: argparse.Namespace):
+@contextmanager
+def _engine(args: argparse.Namespace) -> Iterator[Any]:
     from retriever.engine import Engine
     from retriever.generate import chat_model_from_env
 
     if args.ray:  # the same engine over shard actors on a Ray cluster
         from retriever.shards import sharded_engine
 
-        return sharded_engine(args.ray, args.index)
-
-    return Engine(args.index, chat_model=chat_model_from_env())
+        engine = sharded_engine(args.ray, args.index)
+        try:
+            yield engine
+        finally:
+            engine.shards.release()
+        return
+    yield Engine(args.index, chat_model=chat_model_from_env())
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -279,16 +285,16 @@ def _search(args: argparse.Namespace) -> int:
     from ui.render import document_texts
 
     questions = _checked(_questions(args))
-    engine = _engine(args)
-    for qid, question in questions:
-        snapshot = engine.snapshot()
-        hits = engine.search(question, args.k, snapshot=snapshot)
-        if args.batch or args.json:
-            out = {"hits": hits_json(hits)}
-            print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
-        else:
-            texts = document_texts(snapshot.index.documents, hits)
-            print(_format_hits(hits, texts) or "No passage matches.")
+    with _engine(args) as engine:
+        for qid, question in questions:
+            snapshot = engine.snapshot()
+            hits = engine.search(question, args.k, snapshot=snapshot)
+            if args.batch or args.json:
+                out = {"hits": hits_json(hits)}
+                print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
+            else:
+                texts = document_texts(snapshot.index.documents, hits)
+                print(_format_hits(hits, texts) or "No passage matches.")
     return 0
 
 
@@ -296,14 +302,14 @@ def _ask(args: argparse.Namespace) -> int:
     from core.serialize import answer_json
 
     questions = _checked(_questions(args))
-    engine = _engine(args)
-    for qid, question in questions:
-        answer = engine.ask(question, args.k)
-        if args.batch or args.json:
-            out = answer_json(answer)
-            print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
-        else:
-            print(format_answer(answer))
+    with _engine(args) as engine:
+        for qid, question in questions:
+            answer = engine.ask(question, args.k)
+            if args.batch or args.json:
+                out = answer_json(answer)
+                print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
+            else:
+                print(format_answer(answer))
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from core.embedder import Embedder
 from core.errors import CiteError
 from eval.report import REPORTS
-from retriever.shards import NAMESPACE, ShardedEngine, ShardSet
+from retriever.shards import ShardedEngine, ShardSet, connect
 from ui.backend import Backend
 
 SERVE_PORT = 8000  # Ray Serve's own default
@@ -107,12 +107,7 @@ def serve_on_ray(
 
     if shards < 1 or replicas < 0:
         raise CiteError(f"--shards must be at least 1 and --replicas at least 0 (got {shards}, {replicas}).")
-    try:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise CiteError(
-            f"Cannot reach a Ray cluster at {address} ({error}); start one with `ray start --head`."
-        ) from None
+    connect(address)
     root = Path(root).resolve()
     shard_set = ShardSet.start(root, shards)
     if replicas:

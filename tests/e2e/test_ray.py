@@ -309,7 +309,7 @@ def test_cli_index_search_and_ask_on_ray_equal_the_local_ones(cluster, tmp_path,
         hits = [o["hits"] for o in outputs]
         assert [h["doc"] + str(h["start"]) for h in hits[0]] == [h["doc"] + str(h["start"]) for h in hits[1]]
         assert outputs[2] == outputs[1]  # sharded serving equals the one-box engine on the same index
-    # The CLI's shard actors end with its engine (not detached): none is left for this index.
+    # The CLI stops the shard actors it started when it is done: none is left for this index.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and _live_shards(on_ray, NAMESPACE):
         time.sleep(0.5)
