@@ -66,7 +66,10 @@ def coverage(index: StoredIndex, question: str, texts: Sequence[str] | None) -> 
 
 
 def name_terms(question: str) -> set[str]:
-    """The question's names (see `_NAME`), as index tokens; one-letter tokens ("I") dropped."""
+    """The question's names (see `_NAME`), as index tokens; one-letter tokens ("I") dropped.
+    In a question typed in capitals or Title Case, capitals say nothing: only identifiers count."""
+    if all(word[:1].isupper() for word in question.split() if word[:1].isalpha()):
+        question = question.lower()
     return {token for match in _NAME.finditer(question) for token in tokenize(match.group(0)) if len(token) > 1}
 
 

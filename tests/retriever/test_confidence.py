@@ -48,6 +48,8 @@ def test_names_are_capitalised_words_inside_the_question_acronyms_and_identifier
     assert name_terms("Does gnuplot use the GPU for 3D surfaces?") == {"gpu", "3d"}
     assert name_terms("How do I schedule VACUUM with pg_cron or rand()?") == {"vacuum", "pg_cron", "rand"}
     assert name_terms("Which command lists all tables?") == set()
+    assert name_terms("HOW DO I EXPORT A PLOT TO EXCEL?") == set()  # shouting names nothing
+    assert name_terms("How Do I Plot Data From Pg_dump Files?") == {"pg_dump"}  # Title Case: identifiers only
 
 
 def test_a_name_in_none_of_the_top_passages_is_missing():
