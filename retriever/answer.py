@@ -14,7 +14,7 @@ from core.text import normalise
 from core.types import Answer, Citation, Document, Hit
 from retriever.answer_type import AnswerType, expected_type, holds_type
 from retriever.claims import check_claims, term_share
-from retriever.confidence import Evidence, confidence, coverage
+from retriever.confidence import Evidence, confidence, coverage, missing_name
 
 # A second or third sentence must score at least this share of the best one.
 KEEP_RATIO = 0.8
@@ -120,11 +120,15 @@ def sentence_features(sentence: Sentence, cosine: float, wanted: set[str], wante
 def evidence_for(
     question: str, ranked: list[Scored], hits: list[Hit], index: StoredIndex, settings: AnswerSettings
 ) -> Evidence:
+    top_texts = [hit.passage.text for hit in hits[: settings.coverage_passages]]
     return Evidence(
         sentence=ranked[0].cosine if ranked else 0.0,
         passage=hits[0].scores.get("dense", 0.0) if hits else 0.0,
-        coverage=coverage(index, question, [hit.passage.text for hit in hits[: settings.coverage_passages]]),
+        coverage=coverage(index, question, top_texts),
         known=coverage(index, question, None),
+        best_sentence=max((s.cosine for s in ranked), default=0.0),
+        top_sentence=hits[0].scores.get("sentence", 0.0) if hits else 0.0,
+        missing_name=missing_name(question, top_texts),
     )
 
 

@@ -1,37 +1,55 @@
-"""How sure are we that the documents answer the question? Four signals, one calibrated score.
+"""How sure are we that the documents answer the question? Seven signals, one calibrated score.
 
-- sentence: cosine of the best answer sentence to the question,
+- sentence: cosine of the best-ranked answer sentence to the question,
 - passage: cosine of the top passage,
 - coverage: the IDF-weighted share of the question's words found in the top passages, so a
   question about something the passages never mention scores low even when its other
   words match well,
-- known: the same share over the whole index (a word no document uses weighs heavily).
+- known: the same share over the whole index (a word no document uses weighs heavily),
+- best_sentence: the highest cosine of any sentence of the top passages to the question,
+- top_sentence: the top hit's sentence-channel score (its best sentence's cosine),
+- missing_name: 1 when a name the question uses ("Excel", "pg_dump", "GPU") is in none of
+  the top passages, else 0.
 
-The weights are fitted by logistic regression on an eval set with answerable and
-unanswerable questions (`cite eval --calibrate`), not set by hand.
+Overlap signals (coverage, known) fall when a question is paraphrased; the cosines and the
+names do not: a paraphrase changes the ordinary words, not the names, and a near-miss
+question ("How do I export a plot to Excel?") usually names the one thing the documents lack.
+The weights are fitted by logistic regression on eval sets with answerable and unanswerable
+questions (`cite eval --calibrate`), not set by hand.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import numpy as np
 
 from core.lexical import question_terms, tokenize
 from core.store import StoredIndex
 
+# A name, roughly: a capitalised word that does not open the question, a word with two
+# capitals (GPU, SQLite, MathML), a word with a digit or an underscore (pg_cron, 2018), a
+# function call (rand()).
+_NAME = re.compile(r"(?<=\S )[A-Z][\w'-]*|\b\w*[A-Z]\w*[A-Z]\w*\b|\b\w*[\d_]\w*\b|\b\w+\(\)")
+
 
 @dataclass(frozen=True)
 class Evidence:
+    """The signals, in `AnswerSettings.confidence_weights` order (then the bias)."""
+
     sentence: float
     passage: float
     coverage: float
     known: float  # IDF-weighted share of the question's words that occur anywhere in the index
+    best_sentence: float  # the best cosine of any sentence of the top passages
+    top_sentence: float  # the top hit's sentence-channel score
+    missing_name: float  # 1.0: a name the question uses is in none of the top passages
 
     def vector(self) -> np.ndarray:
-        return np.array([self.sentence, self.passage, self.coverage, self.known], dtype=np.float64)
+        return np.array(astuple(self), dtype=np.float64)
 
 
 def coverage(index: StoredIndex, question: str, texts: Sequence[str] | None) -> float:
@@ -47,8 +65,28 @@ def coverage(index: StoredIndex, question: str, texts: Sequence[str] | None) -> 
     return sum(w for token, w in weights.items() if token in present) / total if total else 0.0
 
 
+def name_terms(question: str) -> set[str]:
+    """The question's names (see `_NAME`), as index tokens; one-letter tokens ("I") dropped.
+    In a question typed in capitals or Title Case, capitals say nothing: only identifiers count."""
+    if all(word[:1].isupper() for word in question.split() if word[:1].isalpha()):
+        question = question.lower()
+    return {token for match in _NAME.finditer(question) for token in tokenize(match.group(0)) if len(token) > 1}
+
+
+def missing_name(question: str, texts: Sequence[str]) -> float:
+    """1.0 when some name of the question occurs in none of `texts`, else 0.0."""
+    names = name_terms(question)
+    return float(bool(names - set(tokenize(" ".join(texts))))) if names else 0.0
+
+
 def confidence(evidence: Evidence, weights: Sequence[float]) -> float:
-    """Logistic score in (0, 1): weights are (sentence, passage, coverage, known, bias)."""
+    """Logistic score in (0, 1): one weight per `Evidence` field, in order, then the bias."""
+    features = evidence.vector()
+    if len(weights) != len(features) + 1:
+        raise ValueError(
+            f"confidence_weights takes {len(features) + 1} numbers (one per Evidence signal, then the bias). "
+            f"Currently, it has {len(weights)}."
+        )
     *w, bias = weights
-    z = float(np.dot(evidence.vector(), np.asarray(w))) + bias
+    z = float(np.dot(features, np.asarray(w))) + bias
     return 1.0 / (1.0 + math.exp(-z))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadQuestion, CiteError, DocumentError, IndexBusy
-from core.store import DEFAULT_INDEX
+from core.store import DEFAULT_INDEX, current_version
 
 PROJECT_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 EVAL_INDEXES = Path(".cite/eval")
@@ -105,6 +105,15 @@ def _parser() -> argparse.ArgumentParser:
         "--calibrate",
         action="store_true",
         help="also fit the abstention model (confidence weights and threshold) on these questions and print it",
+    )
+    evaluate.add_argument(
+        "--calibrate-also",
+        nargs=2,
+        action="append",
+        type=Path,
+        default=[],
+        metavar=("QUESTIONS", "INDEX"),
+        help="with --calibrate: fit on this question file over its index too (repeatable; --split applies)",
     )
     evaluate.set_defaults(run=_eval)
 
@@ -371,6 +380,8 @@ def _eval(args: argparse.Namespace) -> int:
     if args.tune and args.beir:
         refuse_tuning_on_test(args.split)  # before the eval, not after it
     questions = args.questions or SEED_QUESTIONS
+    if args.calibrate_also and not args.calibrate:
+        raise CiteError("--calibrate-also adds questions to --calibrate; add --calibrate.")
     if args.calibrate:  # refused before the eval runs, not after it
         from eval.calibrate import check_both_kinds
         from eval.datasets import load_questions
@@ -379,7 +390,12 @@ def _eval(args: argparse.Namespace) -> int:
             raise CiteError("--calibrate needs answerable and unanswerable questions (--questions or the seed set).")
         from eval.suite import questions_in_split
 
-        calibrating = check_both_kinds(questions_in_split(load_questions(questions), args.split))
+        calibrating = [questions_in_split(load_questions(questions), args.split)]
+        for path, other_index in args.calibrate_also:
+            if current_version(other_index) is None:
+                raise CiteError(f"--calibrate-also: no index at {other_index}; build it with `cite index`.")
+            calibrating.append(questions_in_split(load_questions(path), args.split))
+        check_both_kinds([q for group in calibrating for q in group])
     root = _eval_index(args)
     embedder, settings = default_embedder(), load_settings(root)
     if args.beir:
@@ -400,7 +416,10 @@ def _eval(args: argparse.Namespace) -> int:
         from eval.calibrate import calibration
         from retriever.engine import Engine
 
-        print(calibration(Engine(root, embedder, settings), calibrating), file=sys.stderr if args.json else sys.stdout)
+        engines = [Engine(root, embedder, settings)]
+        engines += [Engine(other, embedder) for _, other in args.calibrate_also]  # each with its own settings
+        pairs = list(zip(engines, calibrating, strict=True))
+        print(calibration(pairs), file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

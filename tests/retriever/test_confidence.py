@@ -5,8 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from core.config import AnswerSettings
 from core.lexical import LexicalIndex, tokenize
-from retriever.confidence import Evidence, confidence, coverage
+from retriever.confidence import Evidence, confidence, coverage, missing_name, name_terms
 
 PASSAGES = ["Bees make honey.", "The Volga is a river.", "Rivers flow to the sea."]
 
@@ -18,14 +19,44 @@ def index():
 
 
 def test_confidence_is_the_logistic_of_the_weighted_evidence():
-    evidence = Evidence(sentence=0.5, passage=0.5, coverage=0.5, known=0.5)
-    assert confidence(evidence, (1.0, 2.0, 3.0, 4.0, -5.0)) == pytest.approx(0.5)  # z = 0
-    z = 1.34 * 0.8 + 0.5 * 0.6 + 2.66 * 1.0 + 2.06 * 1.0 - 3.86
-    assert confidence(Evidence(0.8, 0.6, 1.0, 1.0), (1.34, 0.5, 2.66, 2.06, -3.86)) == pytest.approx(
-        1 / (1 + math.exp(-z))
-    )
-    low, high = (confidence(Evidence(c, 0.5, c, 1.0), (1.0, 1.0, 1.0, 1.0, -2.0)) for c in (0.1, 0.9))
+    evidence = Evidence(0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0)
+    assert confidence(evidence, (1.0, 2.0, 3.0, 4.0, 1.0, 1.0, -1.0, -5.0)) == pytest.approx(0.5)  # z = 0
+    weights = (0.8, 0.17, 1.24, 1.4, 0.83, 1.07, -1.5, -3.46)
+    z = 0.8 * 0.7 + 0.17 * 0.6 + 1.24 * 1.0 + 1.4 * 1.0 + 0.83 * 0.75 + 1.07 * 0.65 - 1.5 * 1.0 - 3.46
+    assert confidence(Evidence(0.7, 0.6, 1.0, 1.0, 0.75, 0.65, 1.0), weights) == pytest.approx(1 / (1 + math.exp(-z)))
+    low, high = (confidence(Evidence(c, 0.5, c, 1.0, c, c, 0.0), (1,) * 7 + (-2.0,)) for c in (0.1, 0.9))
     assert 0 < low < high < 1
+
+
+def test_the_vector_holds_the_signals_in_the_order_of_the_weights():
+    evidence = Evidence(
+        sentence=0.1, passage=0.2, coverage=0.3, known=0.4, best_sentence=0.5, top_sentence=0.6, missing_name=1.0
+    )
+    assert evidence.vector().tolist() == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0]
+    assert len(AnswerSettings().confidence_weights) == len(evidence.vector()) + 1
+
+
+def test_weights_of_another_length_are_refused_with_what_they_should_be():
+    with pytest.raises(ValueError, match="takes 8 numbers"):
+        confidence(Evidence(0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0), (1.34, 0.5, 2.66, 2.06, -3.86))
+    with pytest.raises(ValueError, match="confidence_weights takes 8 numbers"):
+        AnswerSettings(confidence_weights=(1.34, 0.5, 2.66, 2.06, -3.86))  # an older settings.toml's
+
+
+def test_names_are_capitalised_words_inside_the_question_acronyms_and_identifiers():
+    assert name_terms("How do I export a gnuplot plot to Excel?") == {"excel"}  # "How" opens it; "I" is one letter
+    assert name_terms("Does gnuplot use the GPU for 3D surfaces?") == {"gpu", "3d"}
+    assert name_terms("How do I schedule VACUUM with pg_cron or rand()?") == {"vacuum", "pg_cron", "rand"}
+    assert name_terms("Which command lists all tables?") == set()
+    assert name_terms("HOW DO I EXPORT A PLOT TO EXCEL?") == set()  # shouting names nothing
+    assert name_terms("How Do I Plot Data From Pg_dump Files?") == {"pg_dump"}  # Title Case: identifiers only
+
+
+def test_a_name_in_none_of_the_top_passages_is_missing():
+    assert missing_name("Where does the Volga meet the Don?", PASSAGES) == 1.0  # Don is in no passage
+    assert missing_name("Where does the Volga flow?", PASSAGES) == 0.0
+    assert missing_name("Where does the Volga flow?", PASSAGES[:1]) == 1.0
+    assert missing_name("where do rivers flow?", []) == 0.0  # no name: nothing can be missing
 
 
 def test_coverage_weighs_each_question_word_by_its_idf(index):

@@ -117,6 +117,30 @@ def test_eval_calibrate_fits_abstention_on_answerable_and_unanswerable_questions
     assert "leave-one-out: answered" in result.stdout and (tmp_path / "seeds.md").exists()
 
 
+def test_eval_calibrate_pools_the_split_of_several_question_files_each_over_its_index(seed_index, tmp_path):
+    from eval.datasets import SEED_QUESTIONS, load_questions
+
+    train = [q for q in load_questions(SEED_QUESTIONS) if q.split == "train"]
+    answerable = sum(q.answerable for q in train)
+    also = ("--calibrate-also", SEED_QUESTIONS, seed_index)
+    result = cite("eval", "--index", seed_index, "--report-dir", tmp_path, "--split", "train", "--calibrate", *also)
+    assert result.returncode == 0, result.stderr
+    # The seed questions twice over the seed index: every train question counted twice.
+    assert f"{2 * answerable} answerable, {2 * (len(train) - answerable)} unanswerable questions" in result.stdout
+
+
+def test_eval_calibrate_also_is_refused_without_calibrate_or_without_an_index(tmp_path):
+    from eval.datasets import SEED_QUESTIONS
+
+    for args, message in (
+        (["--calibrate-also", SEED_QUESTIONS, tmp_path], "add --calibrate"),
+        (["--calibrate", "--calibrate-also", SEED_QUESTIONS, tmp_path / "none"], "no index at"),
+    ):
+        result = cite("eval", *args, "--index", tmp_path / "idx", "--report-dir", tmp_path)
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "idx").exists()
+
+
 def test_eval_calibrate_refuses_questions_it_cannot_fit_before_any_work(tmp_path):
     one_kind = tmp_path / "answerable.jsonl"
     one_kind.write_text('{"id": "a", "question": "Who?", "doc": "d.txt", "evidence": "someone"}\n', encoding="utf-8")
