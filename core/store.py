@@ -331,14 +331,26 @@ class SegmentedDense:
         return np.take_along_axis(scores, best, axis=1), np.take_along_axis(rows, best, axis=1)
 
 
+def _locate(starts: np.ndarray, row: int) -> tuple[int, int]:
+    """(the segment, the row inside it) of global passage `row`, given each segment's first row."""
+    part = int(np.searchsorted(starts, row, side="right")) - 1
+    return part, row - int(starts[part])
+
+
+# The views below hold the segments, not the StoredIndex: a view that pointed back at its
+# index would make a reference cycle, and an index in a cycle (its segments, their mapped
+# files, deleted files of retired versions among them) outlives its last user until the
+# garbage collector's next full pass: a server switching versions kept dozens of them.
+
+
 class Passages(Sequence[Passage]):
     """Every passage of an index, in row order, built on access from the segments' spans."""
 
-    def __init__(self, index: StoredIndex) -> None:
-        self._index = index
+    def __init__(self, segments: Sequence[Segment], starts: np.ndarray) -> None:
+        self._segments, self._starts = list(segments), starts
 
     def __len__(self) -> int:
-        return self._index.passage_count
+        return int(self._starts[-1])
 
     def __getitem__(self, row: Any) -> Any:
         if isinstance(row, slice):
@@ -348,8 +360,8 @@ class Passages(Sequence[Passage]):
             row += len(self)
         if not 0 <= row < len(self):
             raise IndexError(f"passage row {row} out of range")
-        segment, local = self._index.locate(row)
-        return segment.passage(local)
+        part, local = _locate(self._starts, row)
+        return self._segments[part].passage(local)
 
 
 class Documents(Mapping[str, Document]):
@@ -376,21 +388,21 @@ class Documents(Mapping[str, Document]):
 class RowsById(Mapping[str, int]):
     """Passage id -> row in the index, looked up in each segment's id order."""
 
-    def __init__(self, index: StoredIndex) -> None:
-        self._index = index
+    def __init__(self, segments: Sequence[Segment], starts: np.ndarray) -> None:
+        self._segments, self._starts = list(segments), starts
 
     def __getitem__(self, passage_id: str) -> int:
-        for segment, start in zip(self._index.segments, self._index.starts, strict=False):
+        for segment, start in zip(self._segments, self._starts, strict=False):
             row = segment.find(passage_id)
             if row is not None:
                 return int(start) + row
         raise KeyError(passage_id)
 
     def __iter__(self) -> Iterator[str]:
-        return (raw.decode("ascii") for segment in self._index.segments for raw in segment.passage_table["id"])
+        return (raw.decode("ascii") for segment in self._segments for raw in segment.passage_table["id"])
 
     def __len__(self) -> int:
-        return self._index.passage_count
+        return int(self._starts[-1])
 
 
 @dataclass(frozen=True)
@@ -417,7 +429,7 @@ class StoredIndex:
 
     @cached_property
     def passages(self) -> Passages:
-        return Passages(self)
+        return Passages(self.segments, self.starts)
 
     @cached_property
     def dense(self) -> SegmentedDense:
@@ -426,12 +438,12 @@ class StoredIndex:
     @cached_property
     def row_of(self) -> RowsById:
         """Passage id -> row in passages, vectors and sentences."""
-        return RowsById(self)
+        return RowsById(self.segments, self.starts)
 
     def locate(self, row: int) -> tuple[Segment, int]:
         """The segment holding global passage `row`, and the row inside it."""
-        part = int(np.searchsorted(self.starts, row, side="right")) - 1
-        return self.segments[part], row - int(self.starts[part])
+        part, local = _locate(self.starts, row)
+        return self.segments[part], local
 
     def _by_segment(self, rows: Sequence[int]) -> Iterator[tuple[Segment, np.ndarray, np.ndarray]]:
         """(segment, positions in `rows`, local rows) for each segment some of `rows` fall in."""
