@@ -70,6 +70,7 @@ _CURRENT = "CURRENT"
 _MANIFEST = "manifest.json"
 _SEGMENTS = "segments"
 _WRITING = ".writing"
+_SWITCHES_FOLLOWED = 8  # versions switched under one read before a reader gives up
 
 # The dense index of a segment, by its size (bench/scale.py measures each): exact search
 # over int8 codes up to HNSW_FROM passages (~20 ms at 100k on one core), an HNSW graph over
@@ -607,12 +608,24 @@ def segment_folder(root: Path, name: str) -> Path:
 
 
 def current_version(root: Path) -> Path | None:
-    """The live version folder, or None when no index was ever completed here."""
-    pointer = root / _CURRENT
-    if not pointer.is_file():
-        return None
-    version = root / pointer.read_text(encoding="utf-8").strip()
-    return version if (version / _MANIFEST).is_file() else None
+    """The live version folder, or None when no index was ever completed here.
+
+    A writer may switch versions and delete the old one between our reading CURRENT and
+    finding that version's manifest; CURRENT then names another version, and is read again:
+    an index being switched is never reported missing."""
+    pointer, named = root / _CURRENT, None
+    for _ in range(_SWITCHES_FOLLOWED):
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except OSError:  # no CURRENT: nothing was ever completed here
+            return None
+        version = root / name
+        if (version / _MANIFEST).is_file():
+            return version
+        if name == named:  # named twice, and no manifest: not a switch, an index damaged
+            return None
+        named = name
+    return None
 
 
 @contextmanager
@@ -775,8 +788,15 @@ def write_version(root: Path, manifest: Manifest) -> Path:
 
 
 def read_manifest(root: Path) -> Manifest:
-    version = _require_version(root)
-    return _load_manifest(version)
+    """The live version's manifest (read again from the new version if a writer retires this one meanwhile)."""
+    for _ in range(_SWITCHES_FOLLOWED):
+        version = _require_version(root)
+        try:
+            return _load_manifest(version)
+        except IndexCorrupt:
+            if current_version(root) == version:
+                raise
+    return _load_manifest(_require_version(root))
 
 
 def read_index(root: Path, check: Check | None = None) -> StoredIndex:
@@ -786,14 +806,14 @@ def read_index(root: Path, check: Check | None = None) -> StoredIndex:
 
     A writer may retire the version being read; the read then starts over on the new one."""
     check = check or ("full" if writer_crashed(root) else "stamps")
-    for attempt in range(3):
+    for _ in range(_SWITCHES_FOLLOWED):
         version = _require_version(root)
         try:
             return _read_version(root, version, check)
         except IndexCorrupt:
-            if attempt == 2 or current_version(root) == version:
+            if current_version(root) == version:
                 raise
-    raise AssertionError("unreachable")
+    return _read_version(root, _require_version(root), check)
 
 
 def verify_index(root: Path) -> tuple[int, int]:
