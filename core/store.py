@@ -50,7 +50,7 @@ import numpy as np
 
 from core.digest import sha256_of_files
 from core.errors import IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
-from core.lexical import TOKENIZER_NAME, LexicalIndex, Postings
+from core.lexical import TOKENIZER_NAME, LexicalIndex, Postings, mapped_array
 from core.text import normalised_text
 from core.types import Document, Heading, Passage
 
@@ -873,12 +873,12 @@ def _read_segment(path: Path, record: SegmentRecord) -> Segment:
 
     meta = (path / "documents.jsonl").read_bytes().split(b"\n")[:-1]
     doc_names = [json.loads(line)["doc"] for line in meta] if len(meta) < 50_000 else _names(meta)
-    table = _mapped(path / "passages.npy")
+    table = mapped_array(path / "passages.npy")
     texts_size = (path / "texts.bin").stat().st_size
     texts = np.asarray(np.memmap(path / "texts.bin", dtype=np.uint8, mode="r")) if texts_size else np.zeros(0, np.uint8)
     override = {int(row): text for row, text in json.loads((path / "passage_texts.json").read_text("utf-8")).items()}
     arrays = {
-        name: _mapped(path / f"{name}.npy")
+        name: mapped_array(path / f"{name}.npy")
         for name in (
             "id_order",
             "sentence_rows",
@@ -930,12 +930,6 @@ def _names(lines: list[bytes]) -> list[str]:
     """Document names of many metadata lines, parsed as one JSON array (much faster than a
     json.loads per line)."""
     return [record["doc"] for record in json.loads(b"[" + b",".join(lines) + b"]")]
-
-
-def _mapped(path: Path) -> np.ndarray:
-    """An .npy file memory-mapped, as a plain array view (np.memmap's own indexing is slow)."""
-    array = np.load(path, mmap_mode="r")
-    return np.array(array) if array.size == 0 else np.asarray(array)
 
 
 def _require_version(root: Path) -> Path:
