@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -108,7 +109,7 @@ class Postings:
             OSError, ValueError: when files are missing or damaged.
         """
         vocab = json.loads((folder / POSTINGS_FILES[0]).read_text(encoding="utf-8"))
-        arrays = [_load_array(folder / name) for name in POSTINGS_FILES[1:]]
+        arrays = [mapped_array(folder / name) for name in POSTINGS_FILES[1:]]
         postings = cls({term: column for column, term in enumerate(vocab)}, *arrays)
         if len(postings.indptr) != len(vocab) + 1 or int(postings.indptr[-1]) != len(postings.rows):
             raise ValueError(f"BM25 postings in {folder} are inconsistent")
@@ -225,7 +226,20 @@ class LexicalIndex:
         return out
 
 
-def _load_array(path: Path) -> np.ndarray:
-    """An .npy file memory-mapped (read in full when empty: an empty file cannot be mapped)."""
-    array = np.load(path, mmap_mode="r")
-    return np.array(array) if array.size == 0 else np.asarray(array)  # a plain view: memmap indexing is slow
+# numpy reads an .npy header with ast.literal_eval, and CPython 3.11 counts the AST's depth in
+# state shared by all threads (cpython#106905): requests loading a new index version at once
+# failed now and then with "SystemError: AST constructor recursion depth mismatch" (500s in
+# the soak). One header at a time; the arrays themselves are only mapped.
+_NPY_HEADERS = threading.Lock()
+
+
+def mapped_array(path: Path) -> np.ndarray:
+    """An .npy file memory-mapped, as a plain array view (np.memmap's own indexing is slow); read
+    in full when empty (an empty file cannot be mapped).
+
+    Raises:
+        OSError, ValueError: when the file is missing or not an .npy file.
+    """
+    with _NPY_HEADERS:
+        array = np.load(path, mmap_mode="r")
+    return np.array(array) if array.size == 0 else np.asarray(array)

@@ -50,7 +50,7 @@ import numpy as np
 
 from core.digest import sha256_of_files
 from core.errors import IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
-from core.lexical import TOKENIZER_NAME, LexicalIndex, Postings
+from core.lexical import TOKENIZER_NAME, LexicalIndex, Postings, mapped_array
 from core.text import normalised_text
 from core.types import Document, Heading, Passage
 
@@ -70,6 +70,7 @@ _CURRENT = "CURRENT"
 _MANIFEST = "manifest.json"
 _SEGMENTS = "segments"
 _WRITING = ".writing"
+_SWITCHES_FOLLOWED = 8  # versions switched under one read before a reader gives up
 
 # The dense index of a segment, by its size (bench/scale.py measures each): exact search
 # over int8 codes up to HNSW_FROM passages (~20 ms at 100k on one core), an HNSW graph over
@@ -340,14 +341,26 @@ class SegmentedDense:
         return np.take_along_axis(scores, best, axis=1), np.take_along_axis(rows, best, axis=1)
 
 
+def _locate(starts: np.ndarray, row: int) -> tuple[int, int]:
+    """(the segment, the row inside it) of global passage `row`, given each segment's first row."""
+    part = int(np.searchsorted(starts, row, side="right")) - 1
+    return part, row - int(starts[part])
+
+
+# The views below hold the segments, not the StoredIndex: a view that pointed back at its
+# index would make a reference cycle, and an index in a cycle (its segments, their mapped
+# files, deleted files of retired versions among them) outlives its last user until the
+# garbage collector's next full pass: a server switching versions kept dozens of them.
+
+
 class Passages(Sequence[Passage]):
     """Every passage of an index, in row order, built on access from the segments' spans."""
 
-    def __init__(self, index: StoredIndex) -> None:
-        self._index = index
+    def __init__(self, segments: Sequence[Segment], starts: np.ndarray) -> None:
+        self._segments, self._starts = list(segments), starts
 
     def __len__(self) -> int:
-        return self._index.passage_count
+        return int(self._starts[-1])
 
     def __getitem__(self, row: Any) -> Any:
         if isinstance(row, slice):
@@ -357,8 +370,8 @@ class Passages(Sequence[Passage]):
             row += len(self)
         if not 0 <= row < len(self):
             raise IndexError(f"passage row {row} out of range")
-        segment, local = self._index.locate(row)
-        return segment.passage(local)
+        part, local = _locate(self._starts, row)
+        return self._segments[part].passage(local)
 
 
 class Documents(Mapping[str, Document]):
@@ -385,21 +398,21 @@ class Documents(Mapping[str, Document]):
 class RowsById(Mapping[str, int]):
     """Passage id -> row in the index, looked up in each segment's id order."""
 
-    def __init__(self, index: StoredIndex) -> None:
-        self._index = index
+    def __init__(self, segments: Sequence[Segment], starts: np.ndarray) -> None:
+        self._segments, self._starts = list(segments), starts
 
     def __getitem__(self, passage_id: str) -> int:
-        for segment, start in zip(self._index.segments, self._index.starts, strict=False):
+        for segment, start in zip(self._segments, self._starts, strict=False):
             row = segment.find(passage_id)
             if row is not None:
                 return int(start) + row
         raise KeyError(passage_id)
 
     def __iter__(self) -> Iterator[str]:
-        return (raw.decode("ascii") for segment in self._index.segments for raw in segment.passage_table["id"])
+        return (raw.decode("ascii") for segment in self._segments for raw in segment.passage_table["id"])
 
     def __len__(self) -> int:
-        return self._index.passage_count
+        return int(self._starts[-1])
 
 
 @dataclass(frozen=True)
@@ -426,7 +439,7 @@ class StoredIndex:
 
     @cached_property
     def passages(self) -> Passages:
-        return Passages(self)
+        return Passages(self.segments, self.starts)
 
     @cached_property
     def dense(self) -> SegmentedDense:
@@ -435,12 +448,12 @@ class StoredIndex:
     @cached_property
     def row_of(self) -> RowsById:
         """Passage id -> row in passages, vectors and sentences."""
-        return RowsById(self)
+        return RowsById(self.segments, self.starts)
 
     def locate(self, row: int) -> tuple[Segment, int]:
         """The segment holding global passage `row`, and the row inside it."""
-        part = int(np.searchsorted(self.starts, row, side="right")) - 1
-        return self.segments[part], row - int(self.starts[part])
+        part, local = _locate(self.starts, row)
+        return self.segments[part], local
 
     def _by_segment(self, rows: Sequence[int]) -> Iterator[tuple[Segment, np.ndarray, np.ndarray]]:
         """(segment, positions in `rows`, local rows) for each segment some of `rows` fall in."""
@@ -604,12 +617,24 @@ def segment_folder(root: Path, name: str) -> Path:
 
 
 def current_version(root: Path) -> Path | None:
-    """The live version folder, or None when no index was ever completed here."""
-    pointer = root / _CURRENT
-    if not pointer.is_file():
-        return None
-    version = root / pointer.read_text(encoding="utf-8").strip()
-    return version if (version / _MANIFEST).is_file() else None
+    """The live version folder, or None when no index was ever completed here.
+
+    A writer may switch versions and delete the old one between our reading CURRENT and
+    finding that version's manifest; CURRENT then names another version, and is read again:
+    an index being switched is never reported missing."""
+    pointer, named = root / _CURRENT, None
+    for _ in range(_SWITCHES_FOLLOWED):
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except OSError:  # no CURRENT: nothing was ever completed here
+            return None
+        version = root / name
+        if (version / _MANIFEST).is_file():
+            return version
+        if name == named:  # named twice, and no manifest: not a switch, an index damaged
+            return None
+        named = name
+    return None
 
 
 @contextmanager
@@ -772,8 +797,15 @@ def write_version(root: Path, manifest: Manifest) -> Path:
 
 
 def read_manifest(root: Path) -> Manifest:
-    version = _require_version(root)
-    return _load_manifest(version)
+    """The live version's manifest (read again from the new version if a writer retires this one meanwhile)."""
+    for _ in range(_SWITCHES_FOLLOWED):
+        version = _require_version(root)
+        try:
+            return _load_manifest(version)
+        except IndexCorrupt:
+            if current_version(root) == version:
+                raise
+    return _load_manifest(_require_version(root))
 
 
 def read_index(root: Path, check: Check | None = None) -> StoredIndex:
@@ -783,14 +815,14 @@ def read_index(root: Path, check: Check | None = None) -> StoredIndex:
 
     A writer may retire the version being read; the read then starts over on the new one."""
     check = check or ("full" if writer_crashed(root) else "stamps")
-    for attempt in range(3):
+    for _ in range(_SWITCHES_FOLLOWED):
         version = _require_version(root)
         try:
             return _read_version(root, version, check)
         except IndexCorrupt:
-            if attempt == 2 or current_version(root) == version:
+            if current_version(root) == version:
                 raise
-    raise AssertionError("unreachable")
+    return _read_version(root, _require_version(root), check)
 
 
 def verify_index(root: Path) -> tuple[int, int]:
@@ -850,12 +882,12 @@ def _read_segment(path: Path, record: SegmentRecord) -> Segment:
 
     meta = (path / "documents.jsonl").read_bytes().split(b"\n")[:-1]
     doc_names = [json.loads(line)["doc"] for line in meta] if len(meta) < 50_000 else _names(meta)
-    table = _mapped(path / "passages.npy")
+    table = mapped_array(path / "passages.npy")
     texts_size = (path / "texts.bin").stat().st_size
     texts = np.asarray(np.memmap(path / "texts.bin", dtype=np.uint8, mode="r")) if texts_size else np.zeros(0, np.uint8)
     override = {int(row): text for row, text in json.loads((path / "passage_texts.json").read_text("utf-8")).items()}
     arrays = {
-        name: _mapped(path / f"{name}.npy")
+        name: mapped_array(path / f"{name}.npy")
         for name in (
             "id_order",
             "sentence_rows",
@@ -907,12 +939,6 @@ def _names(lines: list[bytes]) -> list[str]:
     """Document names of many metadata lines, parsed as one JSON array (much faster than a
     json.loads per line)."""
     return [record["doc"] for record in json.loads(b"[" + b",".join(lines) + b"]")]
-
-
-def _mapped(path: Path) -> np.ndarray:
-    """An .npy file memory-mapped, as a plain array view (np.memmap's own indexing is slow)."""
-    array = np.load(path, mmap_mode="r")
-    return np.array(array) if array.size == 0 else np.asarray(array)
 
 
 def _require_version(root: Path) -> Path:

@@ -28,7 +28,7 @@ from core.config import SearchSettings, Settings
 from core.embedder import Embedder
 from core.errors import CiteError, IndexMissing
 from core.lexical import LexicalIndex, Postings, tokenize
-from core.store import SegmentRecord, StoredIndex, current_version, read_manifest, segment_folder
+from core.store import Manifest, SegmentRecord, StoredIndex, current_version, read_manifest, segment_folder
 from core.types import Document, Hit, Passage
 from retriever.engine import Engine, Snapshot
 from retriever.search import Candidates, HybridSearcher, best_sentences, top_rows
@@ -345,22 +345,24 @@ def merge_candidates(
 class _Documents(Mapping[str, Document]):
     """The index's documents, fetched from the shards that hold them when asked for."""
 
-    def __init__(self, view: ShardedIndex) -> None:
-        self._view, self._cache = view, {}
+    def __init__(self, shards: ShardSet, version: str, manifest: Manifest) -> None:
+        # Not the ShardedIndex itself: a cycle would keep it, and the shard actors its handles
+        # hold, alive until the garbage collector's next full pass.
+        self._shards, self._version, self._names, self._cache = shards, version, manifest.documents, {}
 
     def __getitem__(self, name: str) -> Document:
         if name not in self._cache:
-            found = [d for d in self._view.shards.call("document", self._view.version, name) if d is not None]
+            found = [d for d in self._shards.call("document", self._version, name) if d is not None]
             if not found:
                 raise KeyError(name)
             self._cache[name] = found[0]
         return self._cache[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._view.manifest.documents)
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self._view.manifest.documents)
+        return len(self._names)
 
 
 class ShardedIndex:
@@ -380,7 +382,7 @@ class ShardedIndex:
         # Every segment's BM25 postings (memory-mapped): the global statistics, for the shards'
         # query weights and the abstention signal.
         self.lexical = LexicalIndex([Postings.load(segment_folder(root, s.name)) for s in self.manifest.segments])
-        self.documents = _Documents(self)
+        self.documents = _Documents(shards, self.version, self.manifest)
         self.passages: dict[int, Passage] = {}
         self.row_of: dict[str, int] = {}
         self._lock = threading.Lock()

@@ -43,6 +43,11 @@ LOGIN_FAILURES, LOGIN_WINDOW_S = 5, 60.0  # then 429 until the oldest failure is
 MAX_JSON_BYTES = 8 * 1024 * 1024  # a full history (MAX_TURNS x MAX_TURN_CHARS) fits
 MAX_UPLOAD_BODY = validate.MAX_UPLOADS * validate.MAX_UPLOAD_BYTES + 1024 * 1024
 SERVER_FAULT = "Something went wrong on the server (its log has the details); try again."
+# Gradio keeps every session's state (a copy of each component's config, ~0.1 MB here) until
+# its 10000th newer session: every call of its HTTP API is a new session, so a busy server grew
+# ~0.15 MB/s under the soak. The least recently used session beyond this many is forgotten (a
+# browser tab idle that long loses its last answer's citation panel, not its chat).
+UI_SESSIONS = 256
 
 Credentials = Annotated[HTTPBasicCredentials | None, Depends(HTTPBasic(auto_error=False))]
 Scope = MutableMapping[str, Any]
@@ -400,6 +405,7 @@ def mount_ui(app: FastAPI, blocks: Any, password: str | None, css: str) -> Any:
     import gradio as gr
 
     auth = (USER, password) if password else None
+    blocks.state_session_capacity = UI_SESSIONS  # read when mounted; not a mount_gradio_app argument
     gr.mount_gradio_app(
         app,
         blocks,

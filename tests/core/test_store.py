@@ -1,12 +1,23 @@
 """The segment store: documents come back as they went in; one compatibility check."""
 
+import threading
+import time
 from dataclasses import replace
 
 import pytest
 
 from core.config import SplitSettings
+from core.errors import IndexCorrupt, IndexMissing
 from core.lexical import TOKENIZER_NAME
-from core.store import document_from_json, incompatibility, read_index
+from core.store import (
+    current_version,
+    document_from_json,
+    incompatibility,
+    read_index,
+    read_manifest,
+    write_version,
+    writer_lock,
+)
 from core.types import Document, Heading
 from indexer.build import build_index
 from tests.conftest import FakeEmbedder
@@ -222,3 +233,48 @@ def test_the_text_only_normaliser_matches_normalise(text):
     from core.text import normalise, normalised_text
 
     assert normalised_text(text) == normalise(text).text
+
+
+def test_reads_while_versions_switch_never_find_the_index_missing(tmp_path, fake_embedder):
+    """A writer switching versions in a tight loop (each switch deletes the version before it)
+    while a reader opens the index: the reader follows the switch, never reports "no index"
+    (the soak's 409 on an upload while `cite index` ran)."""
+    root = tmp_path / "index"
+    build_index(
+        [Document("a.txt", "The Volga flows into the Caspian Sea. Bees make honey.")],
+        root,
+        fake_embedder,
+        SplitSettings(),
+    )
+    manifest = read_manifest(root)
+    done, errors, reads, switches = threading.Event(), [], [0], [0]
+
+    def switch() -> None:
+        with writer_lock(root):
+            while not done.is_set():
+                write_version(root, manifest)
+                switches[0] += 1
+
+    def read() -> None:
+        while not done.is_set() and not errors:
+            try:
+                if current_version(root) is None:
+                    raise IndexMissing("current_version found no index")
+                assert read_manifest(root).documents.keys() == {"a.txt"}
+                if reads[0] % 20 == 0:
+                    assert len(read_index(root).documents) == 1
+                reads[0] += 1
+            except (IndexMissing, IndexCorrupt) as error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=switch), threading.Thread(target=read)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not errors:
+        time.sleep(0.05)
+    done.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert switches[0] > 50 and reads[0] > 50, "too few switches or reads to prove anything"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from dataclasses import replace
+from pathlib import Path
 
 from core.config import AnswerSettings, Settings, SplitSettings
 from core.store import current_version
@@ -101,3 +104,37 @@ def test_a_pinned_snapshot_keeps_answering_from_its_version(tmp_path):
     assert any("preamble" in h.passage.text for h in new)
     texts = {d.doc: d.text for d in corpus(0)}
     assert all(h.passage.text == texts[h.passage.doc][h.passage.start : h.passage.end] for h in old)
+
+
+def test_a_version_switched_out_is_freed_with_its_mapped_files(tmp_path):
+    """Nothing keeps an old version alive once no request reads it: not the engine, not a
+    cycle waiting for the garbage collector (which a busy server runs rarely), so the mapped
+    files of retired versions, deleted on disk, are unmapped at once."""
+    embedder = FakeEmbedder()
+    root = tmp_path / "index"
+    build_index(corpus(0), root, embedder, SplitSettings())
+    engine = Engine(root, embedder)
+    versions: list[weakref.ref] = []
+    segments: list[weakref.ref] = []
+    gc.collect()
+    gc.disable()  # only reference counts free objects now: a cycle would stay
+    try:
+        for round_ in range(1, 7):
+            snapshot = engine.snapshot()
+            engine.ask("Which is the longest river in Europe?", snapshot=snapshot)  # fills every cached view
+            index = snapshot.index
+            assert index.row_of[index.passage_ids([0])[0]] == 0 and index.documents["notes.txt"].text
+            versions.append(weakref.ref(index))
+            segments += [weakref.ref(segment) for segment in index.segments]
+            del snapshot, index
+            build_index(corpus(round_ % 2), root, embedder, SplitSettings())
+        live = engine.snapshot().index
+        kept = [ref() for ref in versions if ref() is not None and ref() is not live]
+        kept_segments = [ref() for ref in segments if ref() is not None and ref() not in live.segments]
+        assert kept == [] and kept_segments == [], f"{len(kept)} old versions, {len(kept_segments)} segments alive"
+        maps = Path("/proc/self/maps")
+        if maps.exists():
+            deleted = [line for line in maps.read_text().splitlines() if str(root) in line and "(deleted)" in line]
+            assert deleted == []
+    finally:
+        gc.enable()

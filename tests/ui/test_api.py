@@ -151,6 +151,18 @@ def test_the_gradio_api_refuses_the_same_values_with_the_same_message(shared):
     assert event == "error" and "at most 2,000" in data
 
 
+def test_gradio_forgets_the_least_recent_sessions_beyond_its_capacity(backend, monkeypatch):
+    """Each call of Gradio's HTTP API is a session of its own, whose state Gradio keeps: without
+    a bound, memory grew with every call (issue #17's soak)."""
+    monkeypatch.setattr(api, "UI_SESSIONS", 4)
+    app = server_app(backend.root, backend=backend)
+    (gradio,) = [route.app for route in app.app.routes if hasattr(getattr(route, "app", None), "state_holder")]
+    with TestClient(app) as client:
+        for _ in range(10):
+            assert gradio_call(client, "search", [CASPIAN, 2])[0] == "complete"
+    assert 0 < len(gradio.state_holder.session_data) <= 4
+
+
 def test_a_password_guards_both_apis_and_failed_logins_are_limited(backend, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     app = server_app(backend.root, PASSWORD, backend=backend)
