@@ -21,6 +21,9 @@ KEEP_RATIO = 0.8
 SENTENCE_ENDS = (".", "!", "?", ":", ";")
 CLOSING_QUOTES = " \t\n\"'”’)]"
 MIN_SENTENCE_CHARS = 25
+# How many following sentences of its passage may complete an answer sentence: the one that
+# names who backed a plan is not always right after the one saying that it met resistance.
+LOOKAHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -34,14 +37,15 @@ class Sentence:
     vector: np.ndarray
     section: str = ""  # of the passage it was found in
     rank: int = 1  # of the best-ranked hit whose passage holds it
-    next_span: tuple[int, int] | None = None  # the sentence after it in its passage
+    following: tuple[tuple[int, int], ...] = ()  # spans of the next sentences of its passage, up to LOOKAHEAD
 
 
 def hit_sentences(hit: Hit, index: StoredIndex, rank: int = 1) -> list[Sentence]:
     """The sentences of a hit's passage (ranked `rank`), with the vectors the indexer stored for them."""
     spans, vectors = index.sentences_of(index.row_of[hit.passage.id])
     original = index.documents[hit.passage.doc].text
-    following = [(int(start), int(end)) for start, end in spans[1:]] + [None]
+    pairs = [(int(start), int(end)) for start, end in spans]
+    following = [tuple(pairs[i + 1 : i + 1 + LOOKAHEAD]) for i in range(len(pairs))]
     return [
         Sentence(
             hit.passage.doc,
@@ -159,20 +163,25 @@ def extractive_answer(
 
 
 def completed_sentence(sentence: Sentence, original: str, wanted_type: AnswerType) -> Sentence:
-    """The sentence, extended by the next one of its passage when that completes the answer:
-    the sentence was cut off (no closing punctuation), or it lacks the kind of answer asked
-    for and the next one has it ("The proposal met resistance." + "Only Putin supported it.")."""
-    if sentence.next_span is None:
+    """The sentence, extended by the next ones of its passage when they complete the answer:
+    the sentence was cut off (no closing punctuation: the next one ends it), or it lacks the
+    kind of answer asked for and one of the next `LOOKAHEAD` has it ("The proposal met
+    resistance." + "Publicly, all were cautious." + "Only Putin supported it.")."""
+    if not sentence.following:
         return sentence
-    following = quote_text(original, *sentence.next_span)
-    cut = not sentence.text.rstrip(CLOSING_QUOTES).endswith(SENTENCE_ENDS)
-    missing = (
-        wanted_type != "other" and not holds_type(sentence.text, wanted_type) and holds_type(following, wanted_type)
-    )
-    if not (cut or missing):
+    texts = [quote_text(original, *span) for span in sentence.following]
+    if not sentence.text.rstrip(CLOSING_QUOTES).endswith(SENTENCE_ENDS):
+        return _extended(sentence, original, 1)
+    if wanted_type == "other" or holds_type(sentence.text, wanted_type):
         return sentence
-    end = sentence.next_span[1]
-    return replace(sentence, end=end, text=quote_text(original, sentence.start, end), next_span=None)
+    holding = next((n for n, text in enumerate(texts, 1) if holds_type(text, wanted_type)), None)
+    return sentence if holding is None else _extended(sentence, original, holding)
+
+
+def _extended(sentence: Sentence, original: str, count: int) -> Sentence:
+    """The sentence with the next `count` sentences of its passage appended."""
+    end = sentence.following[count - 1][1]
+    return replace(sentence, end=end, text=quote_text(original, sentence.start, end), following=())
 
 
 def _without_covered(sentences: list[Sentence]) -> list[Sentence]:

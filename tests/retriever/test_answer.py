@@ -6,30 +6,46 @@ from retriever.answer import Sentence, completed_sentence
 
 TEXT = (
     "On the second day, the proposal ran into resistance from some of the attending presidents. "
+    "Publicly, all of them made terse, cautious remarks. "
     "Only Putin and Belarusan President Alyaksandr Lukashenka supported it. "
     "The requirements of the campaign in\n\nAfghanistan called for continuous access."
 )
 
 
-def sentence(text: str, following: str | None) -> Sentence:
+def sentence(text: str, *following: str) -> Sentence:
     start = TEXT.index(text)
-    after = None if following is None else (TEXT.index(following), TEXT.index(following) + len(following))
+    after = tuple((TEXT.index(f), TEXT.index(f) + len(f)) for f in following)
     return Sentence("d.txt", start, start + len(text), text, np.zeros(4), "", 1, after)
 
 
+FIRST = "On the second day, the proposal ran into resistance from some of the attending presidents."
+MIDDLE = "Publicly, all of them made terse, cautious remarks."
+NAMES = "Only Putin and Belarusan President Alyaksandr Lukashenka supported it."
+
+
 def test_a_sentence_lacking_the_answer_is_completed_by_the_next_one_that_has_it():
-    first = "On the second day, the proposal ran into resistance from some of the attending presidents."
-    second = "Only Putin and Belarusan President Alyaksandr Lukashenka supported it."
-    completed = completed_sentence(sentence(first, second), TEXT, "agent")
-    assert TEXT[completed.start : completed.end] == first + " " + second
-    assert completed.text == first + " " + second
+    completed = completed_sentence(sentence(MIDDLE, NAMES), TEXT, "agent")
+    assert TEXT[completed.start : completed.end] == MIDDLE + " " + NAMES
+    assert completed.text == MIDDLE + " " + NAMES
+
+
+def test_completion_looks_past_a_sentence_that_names_nobody():
+    completed = completed_sentence(sentence(FIRST, MIDDLE, NAMES), TEXT, "agent")
+    assert completed.text == f"{FIRST} {MIDDLE} {NAMES}"
+    assert completed.following == ()
+
+
+def test_completion_stops_at_lookahead():
+    short = sentence(FIRST, MIDDLE)  # the names are two sentences on: out of reach
+    assert completed_sentence(short, TEXT, "agent") is short
 
 
 def test_a_sentence_that_holds_the_answer_stays_alone():
-    second = "Only Putin and Belarusan President Alyaksandr Lukashenka supported it."
-    alone = sentence(second, "The requirements of the campaign in")
-    assert completed_sentence(alone, TEXT, "agent") == alone
-    assert completed_sentence(alone, TEXT, "other") == alone
+    alone = sentence(NAMES, "The requirements of the campaign in")
+    assert completed_sentence(alone, TEXT, "agent") is alone
+    assert completed_sentence(alone, TEXT, "other") is alone
+    last = sentence(NAMES)
+    assert completed_sentence(last, TEXT, "agent") is last
 
 
 def test_a_cut_sentence_takes_the_rest():
