@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,6 +22,17 @@ KEEP_RATIO = 0.8
 SENTENCE_ENDS = (".", "!", "?", ":", ";")
 CLOSING_QUOTES = " \t\n\"'”’)]"
 MIN_SENTENCE_CHARS = 25
+# How many following sentences of its passage may complete an answer sentence: the one that
+# names who backed a plan is not always right after the one saying that it met resistance.
+LOOKAHEAD = 2
+# A sentence opening with one of these words points back at the one before it, which it needs
+# to make sense as a quote ("It flows into the Caspian Sea."); a next sentence opening with a
+# demonstrative goes on about this one ("These variables begin with GPVAL_.").
+ANAPHOR = re.compile(
+    r"^(This|These|That|Those|Such|It|Its|They|Their|Them|He|She|His|Her"
+    r"|Instead|Otherwise|Thus|Therefore|Hence|For example|In this case)\b"
+)
+DEMONSTRATIVE = re.compile(r"^(This|These|That|Those|Such)\b")
 
 
 @dataclass(frozen=True)
@@ -34,14 +46,17 @@ class Sentence:
     vector: np.ndarray
     section: str = ""  # of the passage it was found in
     rank: int = 1  # of the best-ranked hit whose passage holds it
-    next_span: tuple[int, int] | None = None  # the sentence after it in its passage
+    following: tuple[tuple[int, int], ...] = ()  # spans of the next sentences of its passage, up to LOOKAHEAD
+    preceding: tuple[int, int] | None = None  # the sentence before it in its passage
 
 
 def hit_sentences(hit: Hit, index: StoredIndex, rank: int = 1) -> list[Sentence]:
     """The sentences of a hit's passage (ranked `rank`), with the vectors the indexer stored for them."""
     spans, vectors = index.sentences_of(index.row_of[hit.passage.id])
     original = index.documents[hit.passage.doc].text
-    following = [(int(start), int(end)) for start, end in spans[1:]] + [None]
+    pairs = [(int(start), int(end)) for start, end in spans]
+    following = [tuple(pairs[i + 1 : i + 1 + LOOKAHEAD]) for i in range(len(pairs))]
+    preceding = [None, *pairs[:-1]]
     return [
         Sentence(
             hit.passage.doc,
@@ -52,8 +67,9 @@ def hit_sentences(hit: Hit, index: StoredIndex, rank: int = 1) -> list[Sentence]
             hit.passage.section,
             rank,
             after,
+            before,
         )
-        for (start, end), vector, after in zip(spans, vectors, following, strict=True)
+        for (start, end), vector, after, before in zip(spans, vectors, following, preceding, strict=True)
     ]
 
 
@@ -154,34 +170,63 @@ def extractive_answer(
         if similarity < 0.9:  # near-duplicates say nothing new
             chosen.append(candidate)
     wanted_type = expected_type(asked[0] if asked else question)
-    completed = [completed_sentence(c.sentence, index.documents[c.sentence.doc].text, wanted_type) for c in chosen]
+    completed = [in_context(c.sentence, index.documents[c.sentence.doc].text, wanted_type) for c in chosen]
     return _cite(question, _without_covered(completed), index.documents, hits, score)
 
 
+def in_context(sentence: Sentence, original: str, wanted_type: AnswerType) -> Sentence:
+    """The sentence with the neighbours it needs to make sense as a quote: the sentence before
+    it when it points back, the next ones when they complete it."""
+    return with_antecedent(completed_sentence(sentence, original, wanted_type), original)
+
+
 def completed_sentence(sentence: Sentence, original: str, wanted_type: AnswerType) -> Sentence:
-    """The sentence, extended by the next one of its passage when that completes the answer:
-    the sentence was cut off (no closing punctuation), or it lacks the kind of answer asked
-    for and the next one has it ("The proposal met resistance." + "Only Putin supported it.")."""
-    if sentence.next_span is None:
+    """The sentence, extended by the next ones of its passage when they complete the answer:
+    the sentence was cut off (no closing punctuation: the next one ends it), it lacks the kind
+    of answer asked for and one of the next `LOOKAHEAD` has it ("The proposal met resistance."
+    + "Publicly, all were cautious." + "Only Putin supported it."), or the next one goes on
+    about it ("... read-only variables." + "These variables begin with GPVAL_.")."""
+    if not sentence.following:
         return sentence
-    following = quote_text(original, *sentence.next_span)
-    cut = not sentence.text.rstrip(CLOSING_QUOTES).endswith(SENTENCE_ENDS)
-    missing = (
-        wanted_type != "other" and not holds_type(sentence.text, wanted_type) and holds_type(following, wanted_type)
-    )
-    if not (cut or missing):
+    texts = [quote_text(original, *span) for span in sentence.following]
+    if not sentence.text.rstrip(CLOSING_QUOTES).endswith(SENTENCE_ENDS):
+        return _extended(sentence, original, 1)
+    if wanted_type != "other" and not holds_type(sentence.text, wanted_type):
+        holding = next((n for n, text in enumerate(texts, 1) if holds_type(text, wanted_type)), None)
+        if holding is not None:
+            return _extended(sentence, original, holding)
+    return _extended(sentence, original, 1) if DEMONSTRATIVE.match(texts[0]) else sentence
+
+
+def with_antecedent(sentence: Sentence, original: str) -> Sentence:
+    """The sentence, preceded by the one before it when it opens with a word pointing back
+    ("This is called a self join." says nothing without "We can also join a table against itself.")."""
+    if sentence.preceding is None or not ANAPHOR.match(sentence.text):
         return sentence
-    end = sentence.next_span[1]
-    return replace(sentence, end=end, text=quote_text(original, sentence.start, end), next_span=None)
+    start = sentence.preceding[0]
+    return replace(sentence, start=start, text=quote_text(original, start, sentence.end), preceding=None)
+
+
+def _extended(sentence: Sentence, original: str, count: int) -> Sentence:
+    """The sentence with the next `count` sentences of its passage appended."""
+    end = sentence.following[count - 1][1]
+    return replace(sentence, end=end, text=quote_text(original, sentence.start, end), following=())
 
 
 def _without_covered(sentences: list[Sentence]) -> list[Sentence]:
-    """Drops a sentence that an earlier, extended one already quotes."""
-    kept: list[Sentence] = []
-    for s in sentences:
-        if not any(k.doc == s.doc and k.start <= s.start and s.end <= k.end for k in kept):
-            kept.append(s)
-    return kept
+    """Drops a sentence that another, extended one already quotes (before or after it: a
+    runner-up quoted with its neighbours may hold the best sentence), and repeats."""
+
+    def covers(k: Sentence, s: Sentence) -> bool:
+        return k.doc == s.doc and k.start <= s.start and s.end <= k.end
+
+    return [
+        s
+        for i, s in enumerate(sentences)
+        if not any(
+            covers(k, s) and (j < i or k.end - k.start > s.end - s.start) for j, k in enumerate(sentences) if j != i
+        )
+    ]
 
 
 def _unique_sentences(sentences) -> list[Sentence]:

@@ -67,9 +67,10 @@ _PLACE_WORDS = re.compile(
 )
 # A capitalised word that does not open the sentence: a name, roughly ("Putin", "Gazprom", "the CIS").
 _PROPER = re.compile(r"(?<=[\w,;:)] )[A-Z][a-zA-Z'-]+|\b[A-Z]{2,}\b")
+# No pronouns: "he", "they" name nobody ("all of them were cautious" does not say who backed the plan).
 _AGENT_WORDS = re.compile(
     r"\b(president|minister|premier|leader|chairman|secretary|official|spokesman|government|parliament|ministry|"
-    r"company|committee|council|administration|delegation|authorit(y|ies)|he|she|they|user|users|administrator|"
+    r"company|committee|council|administration|delegation|authorit(y|ies)|user|users|administrator|"
     r"superuser|owner|developers?|team|project|group)\b",
     re.IGNORECASE,
 )

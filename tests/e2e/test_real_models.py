@@ -56,6 +56,14 @@ def test_answer_cites_the_right_document(seed_engine):
     assert "Nine countries signed the original CST in 1993" in answer.citations[0].quote
 
 
+def test_a_who_question_quotes_the_sentence_naming_them(seed_engine):
+    """q041: the sentence nearest the question says the proposal met resistance; the names
+    come two sentences on, after one whose only "agent" is a pronoun."""
+    answer = seed_engine.ask("Which presidents supported the joint command proposal?")
+    quotes = " ".join(c.quote for c in answer.citations)
+    assert "Only Putin and Belarusan President Alyaksandr Lukashenka supported it." in quotes, answer.text
+
+
 def test_dehyphenated_pdf_text_is_found_and_quoted_exactly(seed_engine):
     answer = seed_engine.ask("What are U.S. efforts in the former Soviet states intended to provide?")
     cited = [c for c in answer.citations if c.doc == "001_f6a76877249cae30.txt"]

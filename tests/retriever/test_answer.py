@@ -1,35 +1,58 @@
+from dataclasses import replace
+
 import numpy as np
 
+from core.config import AnswerSettings, Settings, SplitSettings
+from core.types import Document
 from eval.datasets import Question
 from eval.suite import Outcome, tally
-from retriever.answer import Sentence, completed_sentence
+from indexer.build import build_index
+from retriever.answer import Sentence, _without_covered, completed_sentence, with_antecedent
+from retriever.engine import Engine
+from tests.conftest import FakeEmbedder
 
 TEXT = (
     "On the second day, the proposal ran into resistance from some of the attending presidents. "
+    "Publicly, all of them made terse, cautious remarks. "
     "Only Putin and Belarusan President Alyaksandr Lukashenka supported it. "
     "The requirements of the campaign in\n\nAfghanistan called for continuous access."
 )
 
 
-def sentence(text: str, following: str | None) -> Sentence:
+def sentence(text: str, *following: str) -> Sentence:
     start = TEXT.index(text)
-    after = None if following is None else (TEXT.index(following), TEXT.index(following) + len(following))
+    after = tuple((TEXT.index(f), TEXT.index(f) + len(f)) for f in following)
     return Sentence("d.txt", start, start + len(text), text, np.zeros(4), "", 1, after)
 
 
+FIRST = "On the second day, the proposal ran into resistance from some of the attending presidents."
+MIDDLE = "Publicly, all of them made terse, cautious remarks."
+NAMES = "Only Putin and Belarusan President Alyaksandr Lukashenka supported it."
+
+
 def test_a_sentence_lacking_the_answer_is_completed_by_the_next_one_that_has_it():
-    first = "On the second day, the proposal ran into resistance from some of the attending presidents."
-    second = "Only Putin and Belarusan President Alyaksandr Lukashenka supported it."
-    completed = completed_sentence(sentence(first, second), TEXT, "agent")
-    assert TEXT[completed.start : completed.end] == first + " " + second
-    assert completed.text == first + " " + second
+    completed = completed_sentence(sentence(MIDDLE, NAMES), TEXT, "agent")
+    assert TEXT[completed.start : completed.end] == MIDDLE + " " + NAMES
+    assert completed.text == MIDDLE + " " + NAMES
+
+
+def test_completion_looks_past_a_sentence_that_names_nobody():
+    completed = completed_sentence(sentence(FIRST, MIDDLE, NAMES), TEXT, "agent")
+    assert completed.text == f"{FIRST} {MIDDLE} {NAMES}"
+    assert completed.following == ()
+
+
+def test_completion_stops_at_lookahead():
+    short = sentence(FIRST, MIDDLE)  # the names are two sentences on: out of reach
+    assert completed_sentence(short, TEXT, "agent") is short
 
 
 def test_a_sentence_that_holds_the_answer_stays_alone():
-    second = "Only Putin and Belarusan President Alyaksandr Lukashenka supported it."
-    alone = sentence(second, "The requirements of the campaign in")
-    assert completed_sentence(alone, TEXT, "agent") == alone
-    assert completed_sentence(alone, TEXT, "other") == alone
+    alone = sentence(NAMES, "The requirements of the campaign in")
+    assert completed_sentence(alone, TEXT, "agent") is alone
+    assert completed_sentence(alone, TEXT, "other") is alone
+    last = sentence(NAMES)
+    assert completed_sentence(last, TEXT, "agent") is last
 
 
 def test_a_cut_sentence_takes_the_rest():
@@ -53,3 +76,46 @@ def test_tally_counts_evidence_over_answered_and_answerable_and_pages():
     assert (t.answerable, t.answered, t.evidence_cited, t.unanswerable, t.abstained) == (3, 2, 1, 2, 1)
     assert (t.paged, t.page_right) == (2, 1)
     assert t.evidence_rate == 0.5 and abs(t.evidence_of_answerable - 1 / 3) < 1e-9
+
+
+SELF_JOIN = "We can also join a table against itself. This is called a self join. It needs two aliases."
+
+
+def test_a_sentence_pointing_back_is_quoted_with_the_one_before_it():
+    start = SELF_JOIN.index("This")
+    pointing = Sentence("d.txt", start, start + 27, "This is called a self join.", np.zeros(4), "", 1, (), (0, 40))
+    assert with_antecedent(pointing, SELF_JOIN).text == SELF_JOIN[: start + 27]
+    plain = Sentence("d.txt", 0, 40, SELF_JOIN[:40], np.zeros(4), "", 1, (), None)
+    assert with_antecedent(plain, SELF_JOIN) is plain
+
+
+def test_a_next_sentence_going_on_about_it_completes_the_quote():
+    text = "Gnuplot keeps read-only variables. These variables begin with GPVAL. Plots are drawn."
+    first = Sentence("d.txt", 0, 34, text[:34], np.zeros(4), "", 1, ((35, 68), (69, 85)))
+    assert completed_sentence(first, text, "other").text == text[:68]
+    second = Sentence("d.txt", 35, 68, text[35:68], np.zeros(4), "", 1, ((69, 85),))
+    assert completed_sentence(second, text, "other") is second
+
+
+def test_an_answer_to_who_quotes_the_sentence_naming_them(tmp_path):
+    """q041: the sentence sharing the question's words says the proposal met resistance; the
+    one naming who supported it comes two sentences later, after one that names nobody."""
+    text = (
+        "On the first day, Ivanov suggested uniting the forces of the treaty states. "
+        f"{FIRST} {MIDDLE} {NAMES} "
+        "The summit postponed a solution to that matter, on which the whole project depends."
+    )
+    root = tmp_path / "index"
+    build_index([Document("summit.txt", text)], root, FakeEmbedder(), SplitSettings())
+    always_answer = Settings(answer=replace(AnswerSettings(), min_confidence=0.0))
+    answer = Engine(root, FakeEmbedder(), always_answer).ask("Which presidents supported the joint command proposal?")
+    assert any(NAMES in citation.quote for citation in answer.citations)
+    assert all(citation.quote == text[citation.start : citation.end] for citation in answer.citations)
+
+
+def test_a_quote_held_by_a_later_extended_one_is_dropped():
+    best = sentence(NAMES)
+    runner_up = completed_sentence(sentence(FIRST, MIDDLE, NAMES), TEXT, "agent")  # ends with NAMES
+    assert _without_covered([best, runner_up]) == [runner_up]
+    assert _without_covered([runner_up, best]) == [runner_up]
+    assert _without_covered([best, best]) == [best]

@@ -38,6 +38,7 @@ def test_expected_type_reads_the_question_words(question, expected):
         ("The proposal ran into resistance.", "number", False),
         ("Only Putin and Belarusan President Alyaksandr Lukashenka supported it.", "agent", True),
         ("the proposal ran into resistance from some of the attending presidents.", "agent", False),
+        ("Publicly, all of them made terse, cautious remarks, in which they did not mention it.", "agent", False),
         ("They refused because the treaty had no budget.", "reason", True),
         ("They refused.", "reason", False),
         ("The leaders met at a ski resort near Almaty.", "place", True),

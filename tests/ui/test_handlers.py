@@ -33,11 +33,13 @@ def test_an_answer_fills_the_chat_sources_and_the_cited_document(backend):
     assert out["chat"][:2] == earlier and out["chat"][2] == {"role": "user", "content": CASPIAN}
     assert out["chat"][3]["role"] == "assistant" and "[1]" in out["chat"][3]["content"]
     assert out["question"] == "" and out["error"]["visible"] is False
-    assert out["citation_pick"]["choices"] == [("[1] rivers.md · 52–84", "1")] and out["citation_pick"]["value"] == "1"
+    assert out["citation_pick"]["choices"] == [("[1] rivers.md · 10–84", "1")] and out["citation_pick"]["value"] == "1"
     assert '<span class="marker">[1]</span> rivers.md' in out["sources"]
-    # The whole original document, the cited span (hyphenated line break and all) highlighted.
-    assert '<mark class="current">It flows into the Cas-\npian Sea.</mark>' in out["document"]
-    assert "The Volga is the longest river" in out["document"]
+    # The whole original document, the cited span (hyphenated line break and all) highlighted;
+    # "It flows ..." is quoted with the sentence that says what "it" is.
+    quoted = "The Volga is the longest river in Europe. It flows into the Cas-\npian Sea."
+    assert f'<mark class="current">{quoted}</mark>' in out["document"]
+    assert "# Rivers" in out["document"]  # the whole document, not only the span
 
 
 @pytest.mark.parametrize("question", ["   ", "\x00\x07\n"])
