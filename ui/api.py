@@ -323,28 +323,30 @@ def create_api(backend: Backend, password: str | None = None, limiter: LoginLimi
             raise NotLoggedIn
 
     guarded = {"dependencies": [Depends(login)]}
+    # The JSON routes return their JSONResponse themselves: the values are JSON types already,
+    # and FastAPI's generic encoder took 1.1 ms an answer (json.dumps alone 0.3 ms).
 
     @app.post("/api/ask", response_model=None, responses={200: {"model": AnswerOut}, **REFUSALS}, **guarded)
-    def ask(request: AskRequest) -> dict[str, Any]:
+    def ask(request: AskRequest) -> JSONResponse:
         """The answer to `question` with its citations, claims and hits (`cite ask --json`).
         With `history`, a follow-up ("And who opposed it?") is made standalone first."""
-        return _answer_json(backend, request)
+        return JSONResponse(_answer_json(backend, request))
 
     @app.post("/api/search", response_model=None, responses={200: {"model": HitsOut}, **REFUSALS}, **guarded)
-    def search(request: SearchRequest) -> dict[str, Any]:
+    def search(request: SearchRequest) -> JSONResponse:
         """The k passages that best state `question`, with their places and scores (`cite search --json`)."""
         from core.serialize import hits_json
 
-        return {"hits": hits_json(backend.engine().search(request.question, request.k))}
+        return JSONResponse({"hits": hits_json(backend.engine().search(request.question, request.k))})
 
     @app.get(
         "/api/documents", response_model=None, responses={200: {"model": list[DocumentOut]}, **REFUSALS}, **guarded
     )
-    def documents() -> list[dict[str, Any]]:
+    def documents() -> JSONResponse:
         """What is indexed, by name."""
         from ui.web import api_documents
 
-        return api_documents(backend)
+        return JSONResponse(api_documents(backend))
 
     @app.post("/api/documents", response_model=Added, responses=REFUSALS, **guarded)
     def add(files: Annotated[list[UploadFile], File(description="the documents (.txt, .md, .html, .pdf)")]) -> Added:
