@@ -243,18 +243,25 @@ def _carry_out(
     if segment_docs:
         records.append(_write_segment(root, segment_docs, rows, embedder.dim))
     counts = {d: len(r) for d, r in rows.items()}
-    manifest = _manifest(plan, given, records, counts, embedder, split, old_docs)
-    write_version(root, manifest)
+    write_version(root, _manifest(plan, given, records, counts, embedder, split, old_docs))
+    embedded = sum(len(rows[name]) for name in plan.embed)
+    return planned_report(plan, root, passage_count, embedded, texts_embedded, carried_passages)
+
+
+def planned_report(
+    plan: IndexPlan, root: Path, passages: int, embedded: int, texts_embedded: int, carried: int
+) -> IndexReport:
+    """What a run that carried out `plan` changed, for the local and the Ray build alike."""
     return IndexReport(
         root,
         added=list(plan.added),
         changed=list(plan.changed),
         removed=list(plan.removed),
         unchanged=list(plan.unchanged),
-        passages=passage_count,
-        embedded=sum(len(rows[name]) for name in plan.embed),
+        passages=passages,
+        embedded=embedded,
         texts_embedded=texts_embedded,
-        carried=carried_passages,
+        carried=carried,
     )
 
 

@@ -35,7 +35,7 @@ from core.store import (
     writer_lock,
 )
 from core.types import Document
-from indexer.build import IndexReport, plan_against_index
+from indexer.build import IndexReport, plan_against_index, planned_report
 from indexer.splitter import split_document
 
 LOCAL = "local"  # `--ray` without an address: start a Ray on this machine for the run
@@ -298,14 +298,6 @@ def _commit(
     for result in results:
         counts.update(result.passages)
     write_version(root, _manifest(plan, given, records, counts, embedder, split, old_docs))
-    return IndexReport(
-        root,
-        added=list(plan.added),
-        changed=list(plan.changed),
-        removed=list(plan.removed),
-        unchanged=list(plan.unchanged),
-        passages=passage_count,
-        embedded=sum(sum(r.passages.values()) for r in results),
-        texts_embedded=sum(r.texts_embedded for r in results),
-        carried=sum(map(len, rows.values())),
-    )
+    embedded = sum(sum(r.passages.values()) for r in results)
+    texts = sum(r.texts_embedded for r in results)
+    return planned_report(plan, root, passage_count, embedded, texts, sum(map(len, rows.values())))
