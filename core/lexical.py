@@ -21,7 +21,7 @@ import numpy as np
 
 TOKENIZER_NAME = "words-lower-stopwords-en-snowball-english-v1"
 _WORD = re.compile(r"\w+", re.UNICODE)
-K1 = 1.2
+K1 = 1.2  # Lucene's default term-frequency saturation: what plain BM25 search uses
 B = 0.75
 POSTINGS_FILES = ("bm25_vocab.json", "bm25_indptr.npy", "bm25_rows.npy", "bm25_tf.npy", "bm25_lengths.npy")
 _MAX_TF = np.iinfo(np.uint16).max
@@ -150,9 +150,6 @@ class LexicalIndex:
 
     Build it from tokens (`build`, one segment) or from stored segments' `Postings`."""
 
-    K1 = K1
-    B = B
-
     def __init__(self, parts: Sequence[Postings]) -> None:
         self.parts = list(parts)
         self._starts = np.cumsum([0] + [part.num_docs for part in self.parts])
@@ -200,15 +197,22 @@ class LexicalIndex:
                 weights[token] = weights.get(token, 0.0) + self.idf(token)
         return weights
 
-    def scores(self, tokens: Sequence[str]) -> np.ndarray:
+    def scores(self, tokens: Sequence[str], k1: float = K1) -> np.ndarray:
         """BM25 score of every passage for a query of `tokens` (a repeated token counts each
-        time, as in bm25s; tokens the index has never seen count for nothing)."""
-        return self.weighted_scores(self.query_weights(tokens), self._mean_length)
+        time, as in bm25s; tokens the index has never seen count for nothing). `k1`: how fast
+        a word's repetitions stop counting (0: only whether the passage has it)."""
+        return self.weighted_scores(self.query_weights(tokens), self._mean_length, k1)
 
-    def weighted_scores(self, weights: dict[str, float], mean_length: float) -> np.ndarray:
+    def weighted_scores(self, weights: dict[str, float], mean_length: float, k1: float = K1) -> np.ndarray:
         """BM25 score of every passage for query tokens weighted by `weights`, lengths
         normalised by `mean_length`: given another index's `query_weights` and `mean_length`
-        (e.g. of all segments, this being a shard of them), the scores that index gives these rows."""
+        (e.g. of all segments, this being a shard of them), the scores that index gives these rows.
+
+        Raises:
+            ValueError: when `k1` is negative.
+        """
+        if k1 < 0:
+            raise ValueError(f"k1 must be 0 or more. Currently, it is {k1}.")
         out = np.zeros(self.num_docs, dtype=np.float32)
         if not weights:
             return out
@@ -221,7 +225,7 @@ class LexicalIndex:
                 rows = np.asarray(part.rows[first:last], dtype=np.int64)
                 lengths = np.asarray(part.lengths[rows], dtype=np.float32)
                 tf = np.asarray(part.tf[first:last], dtype=np.float32)
-                norm = self.K1 * (1 - self.B + self.B * lengths / np.float32(mean_length))
+                norm = np.float32(k1) * (1 - B + B * lengths / np.float32(mean_length))
                 out[start + rows] += np.float32(weight) * tf / (tf + norm)
         return out
 

@@ -10,7 +10,7 @@ import numpy as np
 from core.config import SearchSettings
 from core.embedder import Embedder
 from core.errors import BadQuestion, IndexIncompatible
-from core.lexical import tokenize
+from core.lexical import K1, tokenize
 from core.ranking import best_first
 from core.store import StoredIndex, incompatibility, read_index
 from core.types import Hit
@@ -73,9 +73,9 @@ class DenseSearcher:
 class LexicalSearcher:
     index: StoredIndex
 
-    def scores(self, query: str) -> np.ndarray:
+    def scores(self, query: str, k1: float = K1) -> np.ndarray:
         """BM25 score of every passage (zeros when no query word is in the index)."""
-        return self.index.lexical.scores(tokenize(query))
+        return self.index.lexical.scores(tokenize(query), k1)
 
     def search(self, query: str, k: int) -> list[Hit]:
         scores = self.scores(query)
@@ -127,7 +127,7 @@ class HybridSearcher:
         """The top `max(settings.candidates, k)` of each searcher, each scored by every channel."""
         index = self.dense.index
         n = max(self.settings.candidates, k)
-        bm25_all = self.lexical.scores(query)
+        bm25_all = self.lexical.scores(query, self.settings.bm25_k1)
         rows = {row for _, row in self.dense.search_rows(vector, n)}
         rows.update(int(r) for r in top_rows(bm25_all, n) if bm25_all[r] > 0)
         ordered = sorted(rows)

@@ -27,7 +27,7 @@ import numpy as np
 from core.config import SearchSettings, Settings
 from core.embedder import Embedder
 from core.errors import CiteError, IndexMissing
-from core.lexical import LexicalIndex, Postings, tokenize
+from core.lexical import K1, LexicalIndex, Postings, tokenize
 from core.store import Manifest, SegmentRecord, StoredIndex, current_version, read_manifest, segment_folder
 from core.types import Document, Hit, Passage
 from retriever.engine import Engine, Snapshot
@@ -84,14 +84,16 @@ class ShardCandidates:
 @dataclass(frozen=True)
 class QueryWeights:
     """A query's BM25 weights over the whole index (`LexicalIndex.query_weights` and
-    `mean_length` of every segment), which a shard scores its own postings with."""
+    `mean_length` of every segment), which a shard scores its own postings with, and the k1
+    to score them with."""
 
     weights: dict[str, float]
     mean_length: float
+    k1: float = K1
 
     @classmethod
-    def of(cls, lexical: LexicalIndex, query: str) -> QueryWeights:
-        return cls(lexical.query_weights(tokenize(query)), lexical.mean_length)
+    def of(cls, lexical: LexicalIndex, query: str, k1: float = K1) -> QueryWeights:
+        return cls(lexical.query_weights(tokenize(query)), lexical.mean_length, k1)
 
 
 class Shard:
@@ -146,7 +148,7 @@ class Shard:
                 for rank, (score, row) in enumerate(zip(scores[0], rows[0], strict=True))
                 if row >= 0
             ]
-        bm25_all = index.lexical.weighted_scores(weights.weights, weights.mean_length)
+        bm25_all = index.lexical.weighted_scores(weights.weights, weights.mean_length, weights.k1)
         top = [int(r) for r in top_rows(bm25_all, n) if bm25_all[r] > 0]
         local = sorted({row - self.first_row for *_, row in dense} | set(top))
         cosines = index.vectors(local) @ vector[0] if local else []
@@ -427,7 +429,7 @@ class ShardedSearcher:
     def candidates(self, query: str, vector: np.ndarray, k: int) -> Candidates:
         n = max(self.settings.candidates, k)
         vector = np.ascontiguousarray(vector, dtype=np.float32)
-        weights = QueryWeights.of(self.index.lexical, query)
+        weights = QueryWeights.of(self.index.lexical, query, self.settings.bm25_k1)
         found = self.index.shards.call("candidates", self.index.version, weights, vector, n, partial=self.partial)
         candidates, passages = merge_candidates(found, query, n)
         self.index.remember(passages)

@@ -113,3 +113,24 @@ def test_loading_a_missing_folder_fails(tmp_path):
 
     with pytest.raises((OSError, ValueError)):
         Postings.load(tmp_path / "none")
+
+
+@pytest.mark.parametrize("k1", [0.0, 0.45, 2.0])
+def test_scores_with_another_k1_match_bm25_from_its_definition(k1):
+    for query in (["bee"], ["bee", "river"], ["honey", "volga", "owl"]):
+        expected = brute_force_bm25(query, TOKENS, k1=k1)
+        assert LexicalIndex.build(TOKENS).scores(query, k1) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_small_k1_counts_distinct_words_over_repeats():
+    """With Lucene's k1 a passage saying "bee" six times outscores one saying "bee" and "honey"
+    once each; with k1 near 0 each word counts about once, and the passage with both wins."""
+    tokens = [["bee"] * 6, ["bee", "honey", "hive", "wax", "comb", "nest"], ["bee", "river"]] + [["honey", "river"]] * 4
+    index = LexicalIndex.build(tokens)
+    lucene, flat = index.scores(["bee", "honey"]), index.scores(["bee", "honey"], 0.05)
+    assert lucene[0] > lucene[1] and flat[1] > flat[0]
+
+
+def test_a_negative_k1_is_refused():
+    with pytest.raises(ValueError, match="k1 must be 0 or more"):
+        LexicalIndex.build(TOKENS).scores(["bee"], -0.1)

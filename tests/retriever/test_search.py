@@ -76,3 +76,40 @@ def test_best_sentences_matches_a_loop_over_every_sentence():
 def test_best_sentences_of_no_rows_is_empty():
     index, _, _ = sentence_index([2, 1])
     assert best_sentences(index, [], np.ones(8, dtype=np.float32)) == []
+
+
+def test_the_hybrid_scores_bm25_with_the_settings_k1_and_plain_bm25_with_lucenes(tmp_path, fake_embedder):
+    from dataclasses import replace
+
+    from core.config import SearchSettings, SplitSettings
+    from core.lexical import K1, tokenize
+    from core.types import Document
+    from indexer.build import build_index
+    from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
+
+    documents = [
+        Document("bees.txt", "Bees bees bees. The bee is an insect. Bees make honey."),
+        Document("honey.txt", "Honey keeps for years. A bee brings nectar to the hive."),
+        Document("rivers.txt", "The Volga flows into the Caspian Sea."),
+    ]
+    build_index(documents, tmp_path, fake_embedder, SplitSettings())
+    index = load_index(tmp_path, fake_embedder)
+    dense, lexical = DenseSearcher(index, fake_embedder), LexicalSearcher(index)
+    query = "bee honey"
+    vector = fake_embedder.encode([query])
+    lucene = index.lexical.scores(tokenize(query), K1)
+    assert lexical.scores(query).tolist() == lucene.tolist()
+    for k1 in (0.0, 0.45, 3.0):
+        found = HybridSearcher(dense, lexical, replace(SearchSettings(), bm25_k1=k1)).candidates(query, vector, 5)
+        expected = index.lexical.scores(tokenize(query), k1)
+        held = {pid: float(expected[row]) for pid, row in found.rows.items() if expected[row] > 0}
+        assert len(held) == 2 and found.scores["bm25"] == pytest.approx(held)
+    flat = index.lexical.scores(tokenize(query), 0.0)
+    assert not np.allclose(flat / flat.max(), lucene / lucene.max())  # k1 changes more than the scale
+
+
+def test_a_negative_bm25_k1_setting_is_refused():
+    from core.config import SearchSettings
+
+    with pytest.raises(ValueError, match="bm25_k1 must be 0 or more"):
+        SearchSettings(bm25_k1=-0.5)

@@ -65,3 +65,20 @@ def test_a_shards_bm25_with_the_global_weights_equals_the_whole_index_on_its_row
         got = shard.weighted_scores(weights.weights, weights.mean_length)
         np.testing.assert_array_equal(got, expected[2:])
         assert not np.array_equal(shard.scores(tokenize(query)), expected[2:]) or not expected[2:].any()
+
+
+def test_query_weights_carry_the_k1_a_shard_scores_with():
+    """The hybrid's k1 travels with the query weights, so a shard's BM25 equals the one box's."""
+    import numpy as np
+
+    from core.lexical import K1, LexicalIndex, Postings, tokenize
+    from retriever.shards import QueryWeights
+
+    texts = [["Bees bees bees make honey.", "The hive has one queen bee."], ["Honey bees drink from rivers."]]
+    parts = [Postings.build([tokenize(t) for t in segment]) for segment in texts]
+    whole, shard = LexicalIndex(parts), LexicalIndex(parts[1:])
+    assert QueryWeights.of(whole, "bees honey").k1 == K1
+    for k1 in (0.0, 0.45, 2.0):
+        weights = QueryWeights.of(whole, "bees honey", k1)
+        got = shard.weighted_scores(weights.weights, weights.mean_length, weights.k1)
+        np.testing.assert_array_equal(got, whole.scores(tokenize("bees honey"), k1)[2:])
