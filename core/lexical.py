@@ -25,6 +25,7 @@ K1 = 1.2  # Lucene's default term-frequency saturation: what plain BM25 search u
 B = 0.75
 POSTINGS_FILES = ("bm25_vocab.json", "bm25_indptr.npy", "bm25_rows.npy", "bm25_tf.npy", "bm25_lengths.npy")
 _MAX_TF = np.iinfo(np.uint16).max
+_RESCORED = 2000  # passages `top_scored` may score exactly, one by one, instead of scattering on
 
 
 @lru_cache(maxsize=1)
@@ -144,6 +145,20 @@ class Postings:
         return [bags[int(row)] for row in rows]
 
 
+@dataclass(frozen=True)
+class QueryWeights:
+    """A query as BM25 weighs it: each token's IDF over the whole index (a shard scores its own
+    postings with the whole index's), the mean passage length, and the k1 to score with."""
+
+    weights: dict[str, float]
+    mean_length: float
+    k1: float = K1
+
+    @classmethod
+    def of(cls, lexical: LexicalIndex, query: str, k1: float = K1) -> QueryWeights:
+        return cls(lexical.query_weights(tokenize(query)), lexical.mean_length, k1)
+
+
 class LexicalIndex:
     """BM25 over the passages of one or more segments (Lucene variant, as bm25s scores it):
     the one place that knows BM25. Rows count through the segments in order.
@@ -211,23 +226,114 @@ class LexicalIndex:
         Raises:
             ValueError: when `k1` is negative.
         """
-        if k1 < 0:
-            raise ValueError(f"k1 must be 0 or more. Currently, it is {k1}.")
+        _check_k1(k1)
         out = np.zeros(self.num_docs, dtype=np.float32)
-        if not weights:
-            return out
-        for part, start in zip(self.parts, self._starts, strict=False):
+        for token, weight in weights.items():
+            self._scatter(out, token, weight, mean_length, k1)
+        return out
+
+    def top_scored(
+        self, weights: dict[str, float], mean_length: float, k1: float, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The `n` best rows with a score above 0, best first (ties by row), and their scores:
+        what ranking `weighted_scores` gives, without scoring every passage.
+
+        A term adds at most its weight to a passage (tf / (tf + norm) <= 1). So the terms
+        are scattered rarest first until the weights of the rest, together, fall below the
+        n-th best score so far: a passage holding none of the scattered terms cannot reach the
+        top n then (MaxScore). Only passages that still could are scored exactly, by
+        `scores_of`. On a million passages this skips most postings, which belong to common words.
+
+        Raises:
+            ValueError: when `k1` is negative.
+        """
+        _check_k1(k1)
+        partial = np.zeros(self.num_docs, dtype=np.float32)
+        seen = np.zeros(self.num_docs, dtype=bool)
+        touched: list[np.ndarray] = []
+        count = 0  # passages touched so far
+        rest = float(sum(weights.values()))  # the weights of the terms not scattered yet
+        floor = 0.0  # the n-th best partial score: a lower bound of the n-th best score
+        for token, weight in sorted(weights.items(), key=lambda item: -item[1]):
+            # Checking costs a pass over the passages touched so far: worth it only before
+            # a term with as many postings, when stopping would save about as much.
+            if count >= n and 4 * self.df(token) >= count:
+                candidates = np.concatenate(touched)
+                scored = partial[candidates]
+                floor = float(np.partition(scored, -n)[-n])
+                # Stop once the rest cannot lift an untouched passage, and few touched ones
+                # could still reach the top n: scoring those costs less than scattering on.
+                if rest < floor and np.count_nonzero(scored + rest >= floor) <= max(4 * n, _RESCORED):
+                    break
+            rows = self._scatter(partial, token, weight, mean_length, k1)
+            fresh = rows[~seen[rows]]
+            seen[fresh] = True
+            touched.append(fresh)
+            count += len(fresh)
+            rest -= weight
+        else:
+            rest = 0.0
+        candidates = np.concatenate(touched) if touched else np.zeros(0, dtype=np.int64)
+        if not rest and len(candidates) >= n:  # every term scattered: the partial scores are whole
+            floor = float(np.partition(partial[candidates], -n)[-n])
+        # A small margin: partial scores were summed in another order than `scores_of` sums.
+        candidates = np.sort(candidates[partial[candidates] + rest >= floor * (1 - 1e-5)])
+        exact = self.scores_of(weights, mean_length, k1, candidates)
+        keep = exact > 0
+        candidates, exact = candidates[keep], exact[keep]
+        best = np.lexsort((candidates, -exact))[:n]
+        return candidates[best], exact[best]
+
+    def scores_of(self, weights: dict[str, float], mean_length: float, k1: float, rows: np.ndarray) -> np.ndarray:
+        """`weighted_scores(...)[rows]` for ascending `rows`, computed for those rows only, with
+        the same arithmetic in the same order (so the same float32 values)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros(len(rows), dtype=np.float32)
+        for part, start, end in zip(self.parts, self._starts[:-1], self._starts[1:], strict=True):
+            first_row, last_row = np.searchsorted(rows, [start, end])
+            local = rows[first_row:last_row] - start
+            if not len(local):
+                continue
             for token, weight in weights.items():
                 column = part.columns.get(token)
                 if column is None:
                     continue
                 first, last = int(part.indptr[column]), int(part.indptr[column + 1])
-                rows = np.asarray(part.rows[first:last], dtype=np.int64)
-                lengths = np.asarray(part.lengths[rows], dtype=np.float32)
-                tf = np.asarray(part.tf[first:last], dtype=np.float32)
-                norm = np.float32(k1) * (1 - B + B * lengths / np.float32(mean_length))
-                out[start + rows] += np.float32(weight) * tf / (tf + norm)
+                holders = part.rows[first:last]
+                at = np.minimum(np.searchsorted(holders, local), last - first - 1)
+                hit = holders[at] == local
+                tf = np.asarray(part.tf[first + at[hit]], dtype=np.float32)
+                lengths = np.asarray(part.lengths[local[hit]], dtype=np.float32)
+                out[first_row + np.flatnonzero(hit)] += _term_scores(weight, tf, lengths, mean_length, k1)
         return out
+
+    def _scatter(self, out: np.ndarray, token: str, weight: float, mean_length: float, k1: float) -> np.ndarray:
+        """Adds `token`'s BM25 scores to `out` (one entry per row); returns the rows it touched."""
+        touched = []
+        for part, start in zip(self.parts, self._starts, strict=False):
+            column = part.columns.get(token)
+            if column is None:
+                continue
+            first, last = int(part.indptr[column]), int(part.indptr[column + 1])
+            rows = np.asarray(part.rows[first:last], dtype=np.int64)
+            lengths = np.asarray(part.lengths[rows], dtype=np.float32)
+            tf = np.asarray(part.tf[first:last], dtype=np.float32)
+            rows += start
+            out[rows] += _term_scores(weight, tf, lengths, mean_length, k1)
+            touched.append(rows)
+        return np.concatenate(touched) if touched else np.zeros(0, dtype=np.int64)
+
+
+def _term_scores(weight: float, tf: np.ndarray, lengths: np.ndarray, mean_length: float, k1: float) -> np.ndarray:
+    """One term's BM25 score in passages with term frequencies `tf` and token counts `lengths`
+    (float32): at most `weight`, since tf / (tf + norm) <= 1."""
+    norm = np.float32(k1) * (1 - B + B * lengths / np.float32(mean_length))
+    return np.float32(weight) * tf / (tf + norm)
+
+
+def _check_k1(k1: float) -> None:
+    if k1 < 0:
+        raise ValueError(f"k1 must be 0 or more. Currently, it is {k1}.")
 
 
 # numpy reads an .npy header with ast.literal_eval, and CPython 3.11 counts the AST's depth in

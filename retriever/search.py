@@ -10,7 +10,7 @@ import numpy as np
 from core.config import SearchSettings
 from core.embedder import Embedder
 from core.errors import BadQuestion, IndexIncompatible
-from core.lexical import K1, tokenize
+from core.lexical import K1, QueryWeights, tokenize
 from core.ranking import best_first
 from core.store import StoredIndex, incompatibility, read_index
 from core.types import Hit
@@ -77,11 +77,21 @@ class LexicalSearcher:
         """BM25 score of every passage (zeros when no query word is in the index)."""
         return self.index.lexical.scores(tokenize(query), k1)
 
+    def top(self, query: str, n: int, k1: float = K1) -> tuple[QueryWeights, np.ndarray, np.ndarray]:
+        """The query as BM25 weighs it, and its `n` best rows with their scores (above 0), best first."""
+        weighed = QueryWeights.of(self.index.lexical, query, k1)
+        rows, scores = self.index.lexical.top_scored(weighed.weights, weighed.mean_length, k1, n)
+        return weighed, rows, scores
+
+    def scores_of(self, weighed: QueryWeights, rows: np.ndarray) -> np.ndarray:
+        """BM25 scores of ascending `rows` for a query `top` weighed."""
+        return self.index.lexical.scores_of(weighed.weights, weighed.mean_length, weighed.k1, rows)
+
     def search(self, query: str, k: int) -> list[Hit]:
-        scores = self.scores(query)
-        rows = top_rows(scores, k)
+        _, rows, scores = self.top(query, k)
         return [
-            Hit(self.index.passages[r], float(scores[r]), {"bm25": float(scores[r])}) for r in rows if scores[r] > 0
+            Hit(self.index.passages[int(row)], float(score), {"bm25": float(score)})
+            for row, score in zip(rows, scores, strict=True)
         ]
 
 
@@ -127,10 +137,11 @@ class HybridSearcher:
         """The top `max(settings.candidates, k)` of each searcher, each scored by every channel."""
         index = self.dense.index
         n = max(self.settings.candidates, k)
-        bm25_all = self.lexical.scores(query, self.settings.bm25_k1)
+        weighed, top, _ = self.lexical.top(query, n, self.settings.bm25_k1)
         rows = {row for _, row in self.dense.search_rows(vector, n)}
-        rows.update(int(r) for r in top_rows(bm25_all, n) if bm25_all[r] > 0)
+        rows.update(top.tolist())
         ordered = sorted(rows)
+        bm25 = self.lexical.scores_of(weighed, np.asarray(ordered, dtype=np.int64))
         ids = index.passage_ids(ordered)
         # Exact cosines with the stored (int8) vectors, whatever the ANN index approximated.
         cosines = index.vectors(ordered) @ vector[0]
@@ -138,7 +149,7 @@ class HybridSearcher:
         scores = {
             "dense": dict(zip(ids, map(float, cosines), strict=True)),
             # A zero BM25 score means "no query word": no rank at all, not a tie for last.
-            "bm25": {pid: float(bm25_all[r]) for pid, r in zip(ids, ordered, strict=True) if bm25_all[r] > 0},
+            "bm25": {pid: float(score) for pid, score in zip(ids, bm25, strict=True) if score > 0},
             "sentence": {pid: cosine for pid, (cosine, _) in best.items()},
         }
         spans = {pid: span for pid, (_, span) in best.items()}

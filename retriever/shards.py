@@ -27,11 +27,11 @@ import numpy as np
 from core.config import SearchSettings, Settings
 from core.embedder import Embedder
 from core.errors import CiteError, IndexMissing
-from core.lexical import K1, LexicalIndex, Postings, tokenize
+from core.lexical import LexicalIndex, Postings, QueryWeights
 from core.store import Manifest, SegmentRecord, StoredIndex, current_version, read_manifest, segment_folder
 from core.types import Document, Hit, Passage
 from retriever.engine import Engine, Snapshot
-from retriever.search import Candidates, HybridSearcher, best_sentences, top_rows
+from retriever.search import Candidates, HybridSearcher, best_sentences
 
 NAMESPACE = "cite"
 QUERY_TIMEOUT_S = 30.0
@@ -79,21 +79,6 @@ class ShardCandidates:
     cosine: dict[int, float]
     bm25: dict[int, float]  # candidate rows with a BM25 score above 0
     sentence: dict[int, tuple[float, tuple[int, int] | None]]
-
-
-@dataclass(frozen=True)
-class QueryWeights:
-    """A query's BM25 weights over the whole index (`LexicalIndex.query_weights` and
-    `mean_length` of every segment), which a shard scores its own postings with, and the k1
-    to score them with."""
-
-    weights: dict[str, float]
-    mean_length: float
-    k1: float = K1
-
-    @classmethod
-    def of(cls, lexical: LexicalIndex, query: str, k1: float = K1) -> QueryWeights:
-        return cls(lexical.query_weights(tokenize(query)), lexical.mean_length, k1)
 
 
 class Shard:
@@ -148,18 +133,18 @@ class Shard:
                 for rank, (score, row) in enumerate(zip(scores[0], rows[0], strict=True))
                 if row >= 0
             ]
-        bm25_all = index.lexical.weighted_scores(weights.weights, weights.mean_length, weights.k1)
-        top = [int(r) for r in top_rows(bm25_all, n) if bm25_all[r] > 0]
-        local = sorted({row - self.first_row for *_, row in dense} | set(top))
+        top, top_scores = index.lexical.top_scored(weights.weights, weights.mean_length, weights.k1, n)
+        local = sorted({row - self.first_row for *_, row in dense} | set(top.tolist()))
+        bm25 = index.lexical.scores_of(weights.weights, weights.mean_length, weights.k1, np.asarray(local, np.int64))
         cosines = index.vectors(local) @ vector[0] if local else []
         best = best_sentences(index, local, vector[0]) if local else []
         rows = [self.first_row + r for r in local]
         return ShardCandidates(
             dense=dense,
-            bm25_top=[(float(bm25_all[r]), self.first_row + r) for r in top],
+            bm25_top=[(float(score), self.first_row + int(r)) for r, score in zip(top, top_scores, strict=True)],
             passages={row: index.passages[r] for row, r in zip(rows, local, strict=True)},
             cosine={row: float(c) for row, c in zip(rows, cosines, strict=True)},
-            bm25={row: float(bm25_all[r]) for row, r in zip(rows, local, strict=True) if bm25_all[r] > 0},
+            bm25={row: float(score) for row, score in zip(rows, bm25, strict=True) if score > 0},
             sentence=dict(zip(rows, best, strict=True)),
         )
 

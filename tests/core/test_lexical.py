@@ -4,8 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from core.lexical import LexicalIndex
+from core.lexical import LexicalIndex, Postings
 
 TOKENS = [["bee", "honey", "bee"], ["river", "volga"], ["bee", "river"]]
 
@@ -134,3 +136,52 @@ def test_a_small_k1_counts_distinct_words_over_repeats():
 def test_a_negative_k1_is_refused():
     with pytest.raises(ValueError, match="k1 must be 0 or more"):
         LexicalIndex.build(TOKENS).scores(["bee"], -0.1)
+
+
+def _ranked(scores: np.ndarray, n: int) -> tuple[list[int], list[float]]:
+    """Exhaustive top n above 0, best first, ties by row: what `top_scored` must return."""
+    from retriever.search import top_rows
+
+    rows = [int(r) for r in top_rows(scores, n) if scores[r] > 0]
+    return rows, [float(scores[r]) for r in rows]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    corpus=st.lists(st.lists(st.sampled_from("abcdefghijkl"), max_size=12), min_size=1, max_size=60),
+    query=st.lists(st.sampled_from("abcdefghijklm"), min_size=1, max_size=8),
+    cut=st.integers(0, 60),
+    n=st.integers(1, 20),
+    k1=st.sampled_from([0.0, 0.45, 1.2]),
+)
+def test_top_scored_ranks_and_scores_as_scoring_every_passage(corpus, query, cut, n, k1):
+    """MaxScore's early stop and the exact re-scoring give the exhaustive ranking, float for
+    float, over one segment or two; skewed letters make some words common, some rare."""
+    parts = [corpus[:cut], corpus[cut:]] if 0 < cut < len(corpus) else [corpus]
+    index = LexicalIndex([Postings.build(part) for part in parts])
+    weights = index.query_weights(query)
+    everything = index.weighted_scores(weights, index.mean_length, k1)
+    rows, scores = index.top_scored(weights, index.mean_length, k1, n)
+    assert (rows.tolist(), scores.tolist()) == _ranked(everything, n)
+    some = np.arange(0, index.num_docs, 3)
+    assert index.scores_of(weights, index.mean_length, k1, some).tolist() == everything[some].tolist()
+
+
+def test_top_scored_skips_common_words_yet_finds_the_best(monkeypatch):
+    """A thousand passages share 'the'; three hold the rare 'owl' too. Once 'owl' is scattered,
+    'the' cannot lift a passage into the top 2, so its postings are never scattered; the top
+    2 still carry their full scores, 'the' included."""
+    corpus = [["the", "cat"]] * 1000 + [["the", "owl", "owl"], ["owl", "the", "the", "tree"], ["owl"]]
+    index = LexicalIndex.build(corpus)
+    weights = index.query_weights(["owl", "the"])
+    scattered = []
+    scatter = LexicalIndex._scatter
+    monkeypatch.setattr(
+        LexicalIndex,
+        "_scatter",
+        lambda self, out, token, *rest: scattered.append(token) or scatter(self, out, token, *rest),
+    )
+    rows, scores = index.top_scored(weights, index.mean_length, 1.2, 2)
+    assert scattered == ["owl"]
+    assert (rows.tolist(), scores.tolist()) == _ranked(index.scores(["owl", "the"]), 2)
+    assert rows.tolist() == [1002, 1000]  # 'owl' alone, the shortest; then 'owl' twice

@@ -48,8 +48,7 @@ def test_a_shards_bm25_with_the_global_weights_equals_the_whole_index_on_its_row
     length (summed over all segments), its rows score exactly as in the one-box index."""
     import numpy as np
 
-    from core.lexical import LexicalIndex, Postings, tokenize
-    from retriever.shards import QueryWeights
+    from core.lexical import LexicalIndex, Postings, QueryWeights, tokenize
 
     texts = [
         ["Bees make honey.", "The hive has one queen bee."],
@@ -71,8 +70,7 @@ def test_query_weights_carry_the_k1_a_shard_scores_with():
     """The hybrid's k1 travels with the query weights, so a shard's BM25 equals the one box's."""
     import numpy as np
 
-    from core.lexical import K1, LexicalIndex, Postings, tokenize
-    from retriever.shards import QueryWeights
+    from core.lexical import K1, LexicalIndex, Postings, QueryWeights, tokenize
 
     texts = [["Bees bees bees make honey.", "The hive has one queen bee."], ["Honey bees drink from rivers."]]
     parts = [Postings.build([tokenize(t) for t in segment]) for segment in texts]
