@@ -198,18 +198,22 @@ def reindex(docs: Path, index: Path, soak: Soak, stop: threading.Event, rounds: 
         stop.wait(5)
 
 
-def rss_kb(pid: int) -> int | None:
+MEMORY_KINDS = ("VmRSS", "RssAnon", "RssFile")  # all resident; the process's own; pages of mapped files
+
+
+def rss_kb(pid: int) -> dict[str, int] | None:
+    """The server's resident memory in kB, by MEMORY_KINDS: mapped index files count in VmRSS
+    (RssFile) but are the kernel's to drop; RssAnon is what the process itself holds."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return None
-    return None
+    found = {line.split(":")[0]: int(line.split()[1]) for line in lines if line.split(":")[0] in MEMORY_KINDS}
+    return found if len(found) == len(MEMORY_KINDS) else None
 
 
 def memory_growth(samples: list[tuple[float, int]], warm_up: float) -> dict[str, Any]:
-    """RSS after warm-up: the median of its first minute against the median of the last minute."""
+    """Memory after warm-up: the median of its first minute against the median of the last minute."""
     after = [(t, kb) for t, kb in samples if t >= warm_up]
     if len(after) < 4:
         return {"growth_percent": None}
@@ -250,6 +254,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log = open(work / "server.log", "w")
     server = start_server(index, port, log)
     stop, rounds, samples = threading.Event(), [], []
+    documents_at_start = len(Client(port).json("GET", "/api/documents"))
     print(f"soak: {args.users} users for {args.minutes:g} min on 127.0.0.1:{port} ...", file=sys.stderr)
     threads = [threading.Thread(target=user, args=(n, port, soak, stop, questions, work)) for n in range(args.users)]
     threads.append(threading.Thread(target=reindex, args=(docs, index, soak, stop, rounds)))
@@ -266,6 +271,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for thread in threads:
             thread.join(timeout=660)
         elapsed = time.monotonic() - started
+        documents_at_end = len(Client(port).json("GET", "/api/documents"))
     finally:
         stop.set()
         server.terminate()
@@ -295,9 +301,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "reindex_rounds": len(rounds),
         "memory": {
             "warm_up_s": warm_up,
-            **memory_growth(samples, warm_up),
-            "rss_mb_every_30s": [(t, round(kb / 1024, 1)) for t, kb in samples[::6]],
+            **memory_growth([(t, kb["VmRSS"]) for t, kb in samples], warm_up),
+            "own": memory_growth([(t, kb["RssAnon"]) for t, kb in samples], warm_up),
+            "mapped_files": memory_growth([(t, kb["RssFile"]) for t, kb in samples], warm_up),
+            "rss_mb_every_30s": [(t, round(kb["VmRSS"] / 1024, 1)) for t, kb in samples[::6]],
+            "own_mb_every_30s": [(t, round(kb["RssAnon"] / 1024, 1)) for t, kb in samples[::6]],
         },
+        "documents_at_start": documents_at_start,
+        "documents_at_end": documents_at_end,
     }
     result["server_log_tracebacks"] = (work / "server.log").read_text(errors="replace").count("Traceback")
     shutil.rmtree(work, ignore_errors=True)

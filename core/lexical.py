@@ -229,7 +229,8 @@ class LexicalIndex:
         _check_k1(k1)
         out = np.zeros(self.num_docs, dtype=np.float32)
         for token, weight in weights.items():
-            self._scatter(out, token, weight, mean_length, k1)
+            rows, scores = self._term_scores(token, weight, mean_length, k1)
+            out[rows] += scores
         return out
 
     def top_scored(
@@ -248,8 +249,7 @@ class LexicalIndex:
             ValueError: when `k1` is negative.
         """
         _check_k1(k1)
-        partial = np.zeros(self.num_docs, dtype=np.float32)
-        seen = np.zeros(self.num_docs, dtype=bool)
+        partial = np.zeros(self.num_docs, dtype=np.float32)  # above 0 exactly where touched
         touched: list[np.ndarray] = []
         count = 0  # passages touched so far
         rest = float(sum(weights.values()))  # the weights of the terms not scattered yet
@@ -265,9 +265,9 @@ class LexicalIndex:
                 # could still reach the top n: scoring those costs less than scattering on.
                 if rest < floor and np.count_nonzero(scored + rest >= floor) <= max(4 * n, _RESCORED):
                     break
-            rows = self._scatter(partial, token, weight, mean_length, k1)
-            fresh = rows[~seen[rows]]
-            seen[fresh] = True
+            rows, scores = self._term_scores(token, weight, mean_length, k1)
+            fresh = rows[partial[rows] == 0]
+            partial[rows] += scores
             touched.append(fresh)
             count += len(fresh)
             rest -= weight
@@ -304,27 +304,30 @@ class LexicalIndex:
                 hit = holders[at] == local
                 tf = np.asarray(part.tf[first + at[hit]], dtype=np.float32)
                 lengths = np.asarray(part.lengths[local[hit]], dtype=np.float32)
-                out[first_row + np.flatnonzero(hit)] += _term_scores(weight, tf, lengths, mean_length, k1)
+                out[first_row + np.flatnonzero(hit)] += _bm25(weight, tf, lengths, mean_length, k1)
         return out
 
-    def _scatter(self, out: np.ndarray, token: str, weight: float, mean_length: float, k1: float) -> np.ndarray:
-        """Adds `token`'s BM25 scores to `out` (one entry per row); returns the rows it touched."""
-        touched = []
+    def _term_scores(self, token: str, weight: float, mean_length: float, k1: float) -> tuple[np.ndarray, np.ndarray]:
+        """The rows holding `token` (ascending) and its BM25 score in each."""
+        rows, scores = [], []
         for part, start in zip(self.parts, self._starts, strict=False):
             column = part.columns.get(token)
             if column is None:
                 continue
             first, last = int(part.indptr[column]), int(part.indptr[column + 1])
-            rows = np.asarray(part.rows[first:last], dtype=np.int64)
-            lengths = np.asarray(part.lengths[rows], dtype=np.float32)
+            held = np.asarray(part.rows[first:last], dtype=np.int64)
+            lengths = np.asarray(part.lengths[held], dtype=np.float32)
             tf = np.asarray(part.tf[first:last], dtype=np.float32)
-            rows += start
-            out[rows] += _term_scores(weight, tf, lengths, mean_length, k1)
-            touched.append(rows)
-        return np.concatenate(touched) if touched else np.zeros(0, dtype=np.int64)
+            rows.append(held + start if start else held)
+            scores.append(_bm25(weight, tf, lengths, mean_length, k1))
+        if len(rows) == 1:
+            return rows[0], scores[0]
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return np.concatenate(rows), np.concatenate(scores)
 
 
-def _term_scores(weight: float, tf: np.ndarray, lengths: np.ndarray, mean_length: float, k1: float) -> np.ndarray:
+def _bm25(weight: float, tf: np.ndarray, lengths: np.ndarray, mean_length: float, k1: float) -> np.ndarray:
     """One term's BM25 score in passages with term frequencies `tf` and token counts `lengths`
     (float32): at most `weight`, since tf / (tf + norm) <= 1."""
     norm = np.float32(k1) * (1 - B + B * lengths / np.float32(mean_length))

@@ -175,11 +175,11 @@ def test_top_scored_skips_common_words_yet_finds_the_best(monkeypatch):
     index = LexicalIndex.build(corpus)
     weights = index.query_weights(["owl", "the"])
     scattered = []
-    scatter = LexicalIndex._scatter
+    term_scores = LexicalIndex._term_scores
     monkeypatch.setattr(
         LexicalIndex,
-        "_scatter",
-        lambda self, out, token, *rest: scattered.append(token) or scatter(self, out, token, *rest),
+        "_term_scores",
+        lambda self, token, *rest: scattered.append(token) or term_scores(self, token, *rest),
     )
     rows, scores = index.top_scored(weights, index.mean_length, 1.2, 2)
     assert scattered == ["owl"]
