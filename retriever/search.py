@@ -137,7 +137,7 @@ class HybridSearcher:
         """The top `max(settings.candidates, k)` of each searcher, each scored by every channel."""
         index = self.dense.index
         n = max(self.settings.candidates, k)
-        weighed, top, _ = self.lexical.top(query, n, self.settings.bm25_k1)
+        weighed, top, _ = self.lexical.top(query, n, self.settings.bm25_k1_for(query))
         rows = {row for _, row in self.dense.search_rows(vector, n)}
         rows.update(top.tolist())
         ordered = sorted(rows)

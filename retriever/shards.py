@@ -414,7 +414,7 @@ class ShardedSearcher:
     def candidates(self, query: str, vector: np.ndarray, k: int) -> Candidates:
         n = max(self.settings.candidates, k)
         vector = np.ascontiguousarray(vector, dtype=np.float32)
-        weights = QueryWeights.of(self.index.lexical, query, self.settings.bm25_k1)
+        weights = QueryWeights.of(self.index.lexical, query, self.settings.bm25_k1_for(query))
         found = self.index.shards.call("candidates", self.index.version, weights, vector, n, partial=self.partial)
         candidates, passages = merge_candidates(found, query, n)
         self.index.remember(passages)

@@ -111,5 +111,32 @@ def test_the_hybrid_scores_bm25_with_the_settings_k1_and_plain_bm25_with_lucenes
 def test_a_negative_bm25_k1_setting_is_refused():
     from core.config import SearchSettings
 
-    with pytest.raises(ValueError, match="bm25_k1 must be 0 or more"):
+    with pytest.raises(ValueError, match="bm25_k1 and long_query_bm25_k1 must be 0 or more"):
         SearchSettings(bm25_k1=-0.5)
+    with pytest.raises(ValueError, match="long_query_bm25_k1"):
+        SearchSettings(long_query_bm25_k1=-1)
+
+
+def test_a_query_longer_than_a_sentence_scores_bm25_with_the_long_query_k1(tmp_path, fake_embedder):
+    """Question-length queries use bm25_k1; a paragraph (over sentence_query_words) uses
+    long_query_bm25_k1, in the hybrid's candidates as in the settings' rule."""
+    from core.config import SearchSettings, SplitSettings
+    from core.lexical import tokenize
+    from core.types import Document
+    from indexer.build import build_index
+    from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
+
+    settings = SearchSettings(sentence_query_words=5, bm25_k1=0.3, long_query_bm25_k1=2.0)
+    short, long = "bee honey", "bee bee honey and the rest of a long argument"
+    assert (settings.bm25_k1_for(short), settings.bm25_k1_for(long)) == (0.3, 2.0)
+    documents = [
+        Document("bees.txt", "Bees bees bees. The bee is an insect. Bees make honey."),
+        Document("honey.txt", "Honey keeps for years. A bee brings nectar to the hive."),
+    ]
+    build_index(documents, tmp_path, fake_embedder, SplitSettings())
+    index = load_index(tmp_path, fake_embedder)
+    searcher = HybridSearcher(DenseSearcher(index, fake_embedder), LexicalSearcher(index), settings)
+    for query, k1 in ((short, 0.3), (long, 2.0)):
+        found = searcher.candidates(query, fake_embedder.encode([query]), 5)
+        expected = index.lexical.scores(tokenize(query), k1)
+        assert found.scores["bm25"] == pytest.approx({pid: float(expected[r]) for pid, r in found.rows.items()})
