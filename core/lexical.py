@@ -25,6 +25,9 @@ K1 = 1.2  # Lucene's default term-frequency saturation: what plain BM25 search u
 B = 0.75
 POSTINGS_FILES = ("bm25_vocab.json", "bm25_indptr.npy", "bm25_rows.npy", "bm25_tf.npy", "bm25_lengths.npy")
 _MAX_TF = np.iinfo(np.uint16).max
+# Up to this many passages, scoring them all costs less (under a millisecond) than
+# MaxScore's bookkeeping (0.6 ms against 0.15 ms on the seeds' 82 passages).
+EXHAUSTIVE_UP_TO = 50_000
 _RESCORED = 2000  # passages `top_scored` may score exactly, one by one, instead of scattering on
 
 
@@ -249,6 +252,11 @@ class LexicalIndex:
             ValueError: when `k1` is negative.
         """
         _check_k1(k1)
+        if self.num_docs <= EXHAUSTIVE_UP_TO:
+            everything = self.weighted_scores(weights, mean_length, k1)
+            held = np.flatnonzero(everything > 0)
+            best = held[np.lexsort((held, -everything[held]))[:n]]
+            return best, everything[best]
         partial = np.zeros(self.num_docs, dtype=np.float32)  # above 0 exactly where touched
         touched: list[np.ndarray] = []
         count = 0  # passages touched so far
@@ -288,6 +296,8 @@ class LexicalIndex:
         """`weighted_scores(...)[rows]` for ascending `rows`, computed for those rows only, with
         the same arithmetic in the same order (so the same float32 values)."""
         rows = np.asarray(rows, dtype=np.int64)
+        if self.num_docs <= EXHAUSTIVE_UP_TO:
+            return self.weighted_scores(weights, mean_length, k1)[rows]
         out = np.zeros(len(rows), dtype=np.float32)
         for part, start, end in zip(self.parts, self._starts[:-1], self._starts[1:], strict=True):
             first_row, last_row = np.searchsorted(rows, [start, end])

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core import lexical
 from core.lexical import LexicalIndex, Postings
 
 TOKENS = [["bee", "honey", "bee"], ["river", "volga"], ["bee", "river"]]
@@ -156,21 +157,26 @@ def _ranked(scores: np.ndarray, n: int) -> tuple[list[int], list[float]]:
 )
 def test_top_scored_ranks_and_scores_as_scoring_every_passage(corpus, query, cut, n, k1):
     """MaxScore's early stop and the exact re-scoring give the exhaustive ranking, float for
-    float, over one segment or two; skewed letters make some words common, some rare."""
+    float, over one segment or two; skewed letters make some words common, some rare. Both
+    ways: MaxScore (forced on these small indexes) and scoring every passage."""
     parts = [corpus[:cut], corpus[cut:]] if 0 < cut < len(corpus) else [corpus]
     index = LexicalIndex([Postings.build(part) for part in parts])
     weights = index.query_weights(query)
     everything = index.weighted_scores(weights, index.mean_length, k1)
-    rows, scores = index.top_scored(weights, index.mean_length, k1, n)
-    assert (rows.tolist(), scores.tolist()) == _ranked(everything, n)
     some = np.arange(0, index.num_docs, 3)
-    assert index.scores_of(weights, index.mean_length, k1, some).tolist() == everything[some].tolist()
+    for exhaustive_up_to in (0, lexical.EXHAUSTIVE_UP_TO):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(lexical, "EXHAUSTIVE_UP_TO", exhaustive_up_to)
+            rows, scores = index.top_scored(weights, index.mean_length, k1, n)
+            assert (rows.tolist(), scores.tolist()) == _ranked(everything, n)
+            assert index.scores_of(weights, index.mean_length, k1, some).tolist() == everything[some].tolist()
 
 
 def test_top_scored_skips_common_words_yet_finds_the_best(monkeypatch):
     """A thousand passages share 'the'; three hold the rare 'owl' too. Once 'owl' is scattered,
     'the' cannot lift a passage into the top 2, so its postings are never scattered; the top
     2 still carry their full scores, 'the' included."""
+    monkeypatch.setattr(lexical, "EXHAUSTIVE_UP_TO", 0)
     corpus = [["the", "cat"]] * 1000 + [["the", "owl", "owl"], ["owl", "the", "the", "tree"], ["owl"]]
     index = LexicalIndex.build(corpus)
     weights = index.query_weights(["owl", "the"])
