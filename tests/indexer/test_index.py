@@ -176,7 +176,7 @@ def test_long_queries_are_matched_at_passage_level_only(corpus, tmp_path, fake_e
     index = load_index(root, fake_embedder)
     parts = DenseSearcher(index, fake_embedder), LexicalSearcher(index)
     with_sentences = HybridSearcher(*parts, SearchSettings(sentence_weight=0.4, sentence_query_words=5))
-    without = HybridSearcher(*parts, SearchSettings(sentence_weight=0.0))
+    without = HybridSearcher(*parts, SearchSettings(sentence_weight=0.0, sentence_query_words=5))
     short, long = "bees and honey", "bees make honey and the Volga is the longest river in Europe today"
     assert [h.score for h in with_sentences.search(long, 5)] == [h.score for h in without.search(long, 5)]
     assert [h.score for h in with_sentences.search(short, 5)] != [h.score for h in without.search(short, 5)]
