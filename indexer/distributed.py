@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from core.cluster import init_ray
 from core.config import SplitSettings
 from core.embedder import Embedder
 from core.errors import CiteError, DocumentError
@@ -79,13 +80,11 @@ def ray_session(address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise CiteError(
-            f"Cannot reach a Ray cluster at {address} ({error}); start one with `ray start --head` "
-            "or drop the address to run a local Ray."
-        ) from None
+    init_ray(
+        address,
+        "start one with `ray start --head` or drop the address to run a local Ray",
+        include_dashboard=False,
+    )
     try:
         yield
     finally:

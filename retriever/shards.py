@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from core.cluster import init_ray
 from core.config import SearchSettings, Settings
 from core.embedder import Embedder
 from core.errors import CiteError, IndexMissing
@@ -179,12 +180,7 @@ def connect(address: str) -> None:
 
     if ray.is_initialized():
         return
-    try:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise CiteError(
-            f"Cannot reach a Ray cluster at {address} ({error}); start one with `ray start --head`."
-        ) from None
+    init_ray(address, "start one with `ray start --head`", namespace=NAMESPACE)
 
 
 def sharded_engine(address: str, root: Path, shards: int = 2) -> ShardedEngine:
