@@ -242,6 +242,14 @@ def embedder_named(name: str, threads: int | None = None) -> Embedder:
 
 
 @lru_cache(maxsize=1)
+def serving(embedder: Embedder) -> Embedder:
+    """The embedder a server encodes questions with: one onnxruntime thread per question. Many
+    questions run at once there, and a second intra-op thread spins on the core another request
+    needs (an ask cost twice its wall time in CPU with two threads)."""
+    with_threads = getattr(embedder, "with_threads", None)
+    return with_threads(1) if with_threads else embedder
+
+
 def default_embedder() -> Embedder:
     """The process-wide real embedder, chosen by $CITE_EMBEDDER (default onnx-int8), loaded once."""
     return embedder_named(os.environ.get("CITE_EMBEDDER", "onnx-int8"))

@@ -61,8 +61,13 @@ QUESTION_WORDS = frozenset(
 
 def question_terms(text: str) -> list[str]:
     """`tokenize`, without the words that only make it a question."""
-    dropped = set(_stemmer().stemWords(list(QUESTION_WORDS)))
+    dropped = _question_word_stems()
     return [token for token in tokenize(text) if token not in dropped]
+
+
+@lru_cache(maxsize=1)
+def _question_word_stems() -> frozenset[str]:
+    return frozenset(_stemmer().stemWords(list(QUESTION_WORDS)))
 
 
 def lucene_idf(df: int | np.ndarray, n: int) -> float | np.ndarray:

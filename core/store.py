@@ -150,8 +150,9 @@ PASSAGE_DTYPE = np.dtype(
 
 
 def passage_text(original: str, start: int, end: int) -> str:
-    """A passage's text from its span of the original document text: normalised as the
-    splitter normalises, paragraph breaks read as spaces. The store keeps only the span."""
+    """A passage's (or quoted sentence's) text from its span of the original document text:
+    normalised as the splitter normalises, paragraph breaks read as spaces. The store keeps
+    only the span."""
     return normalised_text(original[start:end]).replace("\n\n", " ")
 
 

@@ -9,19 +9,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# Every match starts at a hyphen or a whitespace character, which the pattern consumes first:
+# a leading character class lets the regex engine skip to candidates in C (3-4x faster than
+# a lookbehind tried at every character). So each alternative below is written from after
+# that first character, its lookbehind checking what the character was.
 # A word broken across a line end ("secu-\nrity"): the hyphen and line break go.
 # Only before a lowercase letter, so "U.S.-\nRussian" keeps its hyphen (and loses the break).
-_HYPHEN_BREAK = r"(?<=[^\W\d_])-\s*\n\s*(?=[a-z])"
-_HYPHEN_KEPT = r"(?<=[\w.]-)\s*\n\s*(?=\w)"
+_HYPHEN_BREAK = r"(?<=[^\W\d_]-)\s*\n\s*(?=[a-z])"
+_HYPHEN_KEPT = r"(?<=[\w.]-\s)(?:(?<=\n)\s*|\s*\n\s*)(?=\w)"
 # A blank line inside a sentence (a PDF page or column break) is not a paragraph.
-_FALSE_PARAGRAPH = r"(?<=[\w,;])[ \t\r\f\v]*\n(?:[ \t\r\f\v]*\n)+\s*(?=[a-z])"
-_PARAGRAPH_BREAK = r"[ \t\r\f\v]*\n(?:[ \t\r\f\v]*\n)+\s*"
+_LINE_END = r"(?:(?<=[ \t\r\f\v])[ \t\r\f\v]*\n|(?<=\n))"  # spaces, then the first line break
+_FALSE_PARAGRAPH = r"(?<=[\w,;]\s)" + _LINE_END + r"(?:[ \t\r\f\v]*\n)+\s*(?=[a-z])"
+_PARAGRAPH_BREAK = _LINE_END + r"(?:[ \t\r\f\v]*\n)+\s*"
 # Any whitespace but a lone space (which stays as it is: matching every one costs a
 # Python-level step per word).
-_SPACE = r"(?: \s+|[^\S ]\s*)"
+_SPACE = r"(?<= )\s+|(?<=[^\S ])\s*"
 _NORMALISE = re.compile(
-    f"(?P<hyphen>{_HYPHEN_BREAK})|(?P<kept>{_HYPHEN_KEPT})|(?P<space>{_FALSE_PARAGRAPH})"
-    f"|(?P<para>{_PARAGRAPH_BREAK})|(?P<space2>{_SPACE})"
+    f"[\\s-](?:(?P<hyphen>{_HYPHEN_BREAK})|(?P<kept>{_HYPHEN_KEPT})|(?P<space>{_FALSE_PARAGRAPH})"
+    f"|(?P<para>{_PARAGRAPH_BREAK})|(?P<space2>{_SPACE}))"
 )
 _REPLACEMENT = {"hyphen": "", "kept": "", "para": "\n\n", "space": " ", "space2": " "}
 

@@ -10,8 +10,7 @@ import numpy as np
 from core.config import AnswerSettings
 from core.layout import page_at
 from core.lexical import question_terms
-from core.store import StoredIndex
-from core.text import normalise
+from core.store import StoredIndex, passage_text
 from core.types import Answer, Citation, Document, Hit
 from retriever.answer_type import AnswerType, expected_type, holds_type
 from retriever.claims import check_claims, term_share
@@ -62,7 +61,7 @@ def hit_sentences(hit: Hit, index: StoredIndex, rank: int = 1) -> list[Sentence]
             hit.passage.doc,
             int(start),
             int(end),
-            quote_text(original, start, end),
+            passage_text(original, start, end),
             vector,
             hit.passage.section,
             rank,
@@ -71,11 +70,6 @@ def hit_sentences(hit: Hit, index: StoredIndex, rank: int = 1) -> list[Sentence]
         )
         for (start, end), vector, after, before in zip(spans, vectors, following, preceding, strict=True)
     ]
-
-
-def quote_text(original: str, start: int, end: int) -> str:
-    """A span of the original as an answer shows it: normalised, on one line."""
-    return normalise(original[start:end]).text.replace("\n\n", " ")
 
 
 @dataclass(frozen=True)
@@ -188,7 +182,7 @@ def completed_sentence(sentence: Sentence, original: str, wanted_type: AnswerTyp
     about it ("... read-only variables." + "These variables begin with GPVAL_.")."""
     if not sentence.following:
         return sentence
-    texts = [quote_text(original, *span) for span in sentence.following]
+    texts = [passage_text(original, *span) for span in sentence.following]
     if not sentence.text.rstrip(CLOSING_QUOTES).endswith(SENTENCE_ENDS):
         return _extended(sentence, original, 1)
     if wanted_type != "other" and not holds_type(sentence.text, wanted_type):
@@ -204,13 +198,13 @@ def with_antecedent(sentence: Sentence, original: str) -> Sentence:
     if sentence.preceding is None or not ANAPHOR.match(sentence.text):
         return sentence
     start = sentence.preceding[0]
-    return replace(sentence, start=start, text=quote_text(original, start, sentence.end), preceding=None)
+    return replace(sentence, start=start, text=passage_text(original, start, sentence.end), preceding=None)
 
 
 def _extended(sentence: Sentence, original: str, count: int) -> Sentence:
     """The sentence with the next `count` sentences of its passage appended."""
     end = sentence.following[count - 1][1]
-    return replace(sentence, end=end, text=quote_text(original, sentence.start, end), following=())
+    return replace(sentence, end=end, text=passage_text(original, sentence.start, end), following=())
 
 
 def _without_covered(sentences: list[Sentence]) -> list[Sentence]:

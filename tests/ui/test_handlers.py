@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from core.config import SplitSettings
@@ -147,6 +148,15 @@ def test_events_send_each_named_value_to_its_component(backend):
     assert special_args(functions["add_files"].fn, [None])[1] == 1
     assert special_args(functions["run_eval"].fn, [None, False])[1] == 2
     assert special_args(respond.fn, ["q", []])[1] is None
+
+
+@pytest.mark.slow
+def test_the_server_asks_the_same_model_with_one_thread(seed_index, real_embedder, tmp_path):
+    question = ["Which countries let their participation in the CST expire?"]
+    engine = Backend(seed_index, real_embedder, reports=tmp_path).engine()
+    assert engine.embedder.fingerprint == real_embedder.fingerprint and engine.embedder._threads == 1
+    assert real_embedder._threads is None  # indexing keeps every core
+    assert np.allclose(engine.embedder.encode(question), real_embedder.encode(question), atol=1e-5)
 
 
 @pytest.mark.slow
