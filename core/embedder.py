@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -88,15 +89,19 @@ class OnnxEmbedder:
         self._threads = threads
         self._session = None
         self._tokenizer = None
+        self._loading = threading.Lock()  # a server's request threads may all ask first at once
 
     def __getstate__(self) -> dict:
-        """Pickles (to a Ray actor) without the loaded session, which the receiver loads itself."""
-        return {**self.__dict__, "_session": None, "_tokenizer": None}
+        """Pickles (to a Ray actor) or copies without the loaded session, which the receiver loads itself."""
+        return {**self.__dict__, "_session": None, "_tokenizer": None, "_loading": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _loading=threading.Lock())
 
     def with_threads(self, threads: int | None) -> OnnxEmbedder:
         """The same model (and fingerprint) run with `threads` intra-op threads, not yet loaded."""
         other = copy.copy(self)
-        other._threads, other._session, other._tokenizer = threads, None, None
+        other._threads = threads
         return other
 
     def _load(self) -> None:
@@ -109,17 +114,19 @@ class OnnxEmbedder:
         options.log_severity_level = 3
         if self._threads:
             options.intra_op_num_threads = self._threads
-        self._session = onnxruntime.InferenceSession(str(self._onnx), options, providers=onnx_providers())
+        session = onnxruntime.InferenceSession(str(self._onnx), options, providers=onnx_providers())
         tokenizer = Tokenizer.from_file(str(self._path / "tokenizer.json"))
         tokenizer.enable_truncation(self.max_tokens)
         tokenizer.enable_padding()
-        self._tokenizer = tokenizer
+        self._tokenizer, self._session = tokenizer, session  # the session last: it says "loaded"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._session is None:
-            self._load()
+            with self._loading:  # one load: sixteen first questions at once made sixteen sessions
+                if self._session is None:
+                    self._load()
         # Similar lengths batched together waste less work on padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -242,7 +249,7 @@ def embedder_named(name: str, threads: int | None = None) -> Embedder:
 
 
 @lru_cache(maxsize=1)
-def serving(embedder: Embedder) -> Embedder:
+def for_serving(embedder: Embedder) -> Embedder:
     """The embedder a server encodes questions with: one onnxruntime thread per question. Many
     questions run at once there, and a second intra-op thread spins on the core another request
     needs (an ask cost twice its wall time in CPU with two threads)."""

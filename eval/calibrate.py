@@ -9,6 +9,7 @@ leave-one-out estimate of how well the fitted rule generalises to unseen questio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -124,7 +125,10 @@ def calibration(sets: Sequence[tuple[Engine, list[Question]]]) -> str:
     p = probabilities(x, np.array(rule.weights))
     lines = [
         f"{int(y.sum())} answerable, {int((1 - y).sum())} unanswerable questions",
-        f"confidence_weights = {tuple(round(v, 2) for v in rule.weights)}  min_confidence = {round(rule.threshold, 3)}",
+        # Four places, the threshold rounded down: pasted into settings.toml, rounding up could
+        # refuse the question the threshold was set at (0.41593 printed as 0.416 did).
+        f"confidence_weights = {tuple(round(v, 4) for v in rule.weights)}  "
+        f"min_confidence = {math.floor(rule.threshold * 1e4) / 1e4}",
         "threshold  answered(answerable)  abstained(unanswerable)",
     ]
     for t in (0.3, 0.4, 0.5, 0.6, 0.7, rule.threshold):

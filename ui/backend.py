@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings, SplitSettings, load_settings
-from core.embedder import Embedder, default_embedder, serving
+from core.embedder import Embedder, default_embedder, for_serving
 from core.errors import IndexBusy, IndexMissing
 from core.store import current_version, read_manifest
 from core.types import Document
@@ -121,7 +121,7 @@ class Backend:
                     raise IndexMissing(
                         "No index yet: add documents in the Documents tab, or run `cite index --index FOLDER`."
                     )
-                self._engine = Engine(self.root, serving(self.embedder), self.settings, chat_model_from_env())
+                self._engine = Engine(self.root, for_serving(self.embedder), self.settings, chat_model_from_env())
             return self._engine
 
     def public_message(self, message: str) -> str:

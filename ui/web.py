@@ -285,11 +285,11 @@ def run_eval(backend: Backend, path: str | None, tune_too: bool, progress: Any =
     progress(0, desc="Running the questions")
     questions_path = Path(path) if path else SEED_QUESTIONS
     engine = backend.engine()
-    report = evaluate_questions(questions_path, backend.root, engine.embedder, engine.settings)
+    report = evaluate_questions(questions_path, backend.root, backend.embedder, engine.settings)
     text = f"```\n{format_table(report)}\n```\n"
     if tune_too:
         progress(0.5, desc="Tuning the fusion weights")
-        tuning = tune_questions(questions_path, backend.root, engine.embedder, engine.settings)
+        tuning = tune_questions(questions_path, backend.root, backend.embedder, engine.settings)
         text += f"```\n{save_if_better(tuning, backend.root, engine.settings)}\n```\n"
         backend.reload_settings()
     markdown, png = write_report(report, backend.reports)
