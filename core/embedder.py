@@ -248,7 +248,6 @@ def embedder_named(name: str, threads: int | None = None) -> Embedder:
     raise ValueError(f"Unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)} (CITE_EMBEDDER).")
 
 
-@lru_cache(maxsize=1)
 def for_serving(embedder: Embedder) -> Embedder:
     """The embedder a server encodes questions with: one onnxruntime thread per question. Many
     questions run at once there, and a second intra-op thread spins on the core another request
@@ -257,6 +256,7 @@ def for_serving(embedder: Embedder) -> Embedder:
     return with_threads(1) if with_threads else embedder
 
 
+@lru_cache(maxsize=1)
 def default_embedder() -> Embedder:
     """The process-wide real embedder, chosen by $CITE_EMBEDDER (default onnx-int8), loaded once."""
     return embedder_named(os.environ.get("CITE_EMBEDDER", "onnx-int8"))

@@ -40,3 +40,9 @@ def test_a_pickled_or_copied_embedder_loads_its_own_session():
     copy = pickle.loads(pickle.dumps(embedder.with_threads(2)))
     assert copy.fingerprint == embedder.fingerprint and copy._threads == 2
     assert copy._session is None and copy._loading is not embedder._loading
+
+
+def test_the_default_embedder_is_made_once_per_process():
+    from core.embedder import default_embedder
+
+    assert default_embedder() is default_embedder()
