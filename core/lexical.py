@@ -29,6 +29,9 @@ _MAX_TF = np.iinfo(np.uint16).max
 # MaxScore's bookkeeping (0.6 ms against 0.15 ms on the seeds' 82 passages).
 EXHAUSTIVE_UP_TO = 50_000
 _RESCORED = 2000  # passages `top_scored` may score exactly, one by one, instead of scattering on
+# `top_scored`'s bounds are float sums in another order than the exact scores: a passage is
+# ruled out only below the n-th best score by this relative margin, so not even a tie is lost.
+_MARGIN = 1e-5
 
 
 @lru_cache(maxsize=1)
@@ -274,9 +277,10 @@ class LexicalIndex:
                 candidates = np.concatenate(touched)
                 scored = partial[candidates]
                 floor = float(np.partition(scored, -n)[-n])
+                bar = floor * (1 - _MARGIN)
                 # Stop once the rest cannot lift an untouched passage, and few touched ones
                 # could still reach the top n: scoring those costs less than scattering on.
-                if rest < floor and np.count_nonzero(scored + rest >= floor) <= max(4 * n, _RESCORED):
+                if rest < bar and np.count_nonzero(scored + rest >= bar) <= max(4 * n, _RESCORED):
                     break
             rows, scores = self._term_scores(token, weight, mean_length, k1)
             fresh = rows[partial[rows] == 0]
@@ -289,8 +293,7 @@ class LexicalIndex:
         candidates = np.concatenate(touched) if touched else np.zeros(0, dtype=np.int64)
         if not rest and len(candidates) >= n:  # every term scattered: the partial scores are whole
             floor = float(np.partition(partial[candidates], -n)[-n])
-        # A small margin: partial scores were summed in another order than `scores_of` sums.
-        candidates = np.sort(candidates[partial[candidates] + rest >= floor * (1 - 1e-5)])
+        candidates = np.sort(candidates[partial[candidates] + rest >= floor * (1 - _MARGIN)])
         exact = self.scores_of(weights, mean_length, k1, candidates)
         keep = exact > 0
         candidates, exact = candidates[keep], exact[keep]
