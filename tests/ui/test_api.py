@@ -163,6 +163,24 @@ def test_gradio_forgets_the_least_recent_sessions_beyond_its_capacity(backend, m
     assert 0 < len(gradio.state_holder.session_data) <= 4
 
 
+def test_gradio_sessions_put_their_arrow_strings_on_the_servers_malloc(backend):
+    """Each new session copies the Documents table through pandas into Arrow strings. Arrow's
+    own allocator (mimalloc) kept what was freed: most of the soak's memory growth (issue #17)."""
+    pyarrow = pytest.importorskip("pyarrow")
+    try:
+        pyarrow.set_memory_pool(pyarrow.mimalloc_memory_pool())  # Arrow's default, whatever ran before
+    except NotImplementedError:
+        pytest.skip("this pyarrow has no mimalloc")
+    system, mimalloc = pyarrow.system_memory_pool(), pyarrow.mimalloc_memory_pool()
+    before = system.num_allocations(), mimalloc.num_allocations()
+    with TestClient(server_app(backend.root, backend=backend)) as client:
+        for _ in range(3):
+            assert gradio_call(client, "search", [CASPIAN, 2])[0] == "complete"
+    on_system, on_mimalloc = system.num_allocations() - before[0], mimalloc.num_allocations() - before[1]
+    assert pyarrow.default_memory_pool().backend_name == "system"
+    assert on_system > 10 * on_mimalloc
+
+
 def test_a_password_guards_both_apis_and_failed_logins_are_limited(backend, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     app = server_app(backend.root, PASSWORD, backend=backend)
