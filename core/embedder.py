@@ -40,6 +40,13 @@ class MiniLMEmbedder:
         self.fingerprint = _weights_sha256(self._path)
         self._batch_size = batch_size
         self._model = None  # loaded on first encode: checking an index needs only the hash
+        self._loading = threading.Lock()  # as OnnxEmbedder's: many first questions, one model
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_model": None, "_loading": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _loading=threading.Lock())
 
     def _load(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
@@ -54,7 +61,9 @@ class MiniLMEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._model is None:
-            self._model = self._load()
+            with self._loading:
+                if self._model is None:
+                    self._model = self._load()
         vectors = self._model.encode(
             list(texts), batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=False
         )

@@ -5,7 +5,7 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from core.embedder import OnnxEmbedder
+from core.embedder import MiniLMEmbedder, OnnxEmbedder
 
 
 @pytest.mark.slow
@@ -33,6 +33,31 @@ def test_many_first_questions_at_once_load_one_session(real_embedder, monkeypatc
         thread.join()
     assert len(created) == 1 and len(vectors) == 8
     assert all(np.array_equal(v, vectors[0]) for v in vectors)
+
+
+def test_the_torch_embedder_also_loads_its_model_once(monkeypatch):
+    class Model:
+        def encode(self, texts, **_):
+            return np.ones((len(texts), 384), dtype=np.float32)
+
+    loads = []
+
+    def slow_load(self):
+        loads.append(1)
+        threading.Event().wait(0.05)  # long enough for every thread to find no model yet
+        return Model()
+
+    monkeypatch.setattr(MiniLMEmbedder, "_load", slow_load)
+    embedder = MiniLMEmbedder()
+    start = threading.Barrier(8)
+    threads = [threading.Thread(target=lambda: (start.wait(), embedder.encode(["a question"]))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loads) == 1
+    copy = pickle.loads(pickle.dumps(embedder))
+    assert copy._model is None and copy.fingerprint == embedder.fingerprint
 
 
 def test_a_pickled_or_copied_embedder_loads_its_own_session():
