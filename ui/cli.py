@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import sys
@@ -433,6 +434,7 @@ def _eval_index(args: argparse.Namespace) -> Path:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()  # first: it binds only threads that have not yet allocated
     from ui.web import serve
 
     if not _is_loopback(args.host) and not args.expose:
@@ -450,6 +452,20 @@ def _serve(args: argparse.Namespace) -> int:
         args.index, host=args.host, port=args.port, password=args.password or None, reports=args.report_dir or REPORTS
     )
     return 0
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+SERVER_ARENAS = 2
+
+
+def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> None:
+    """glibc gives each thread that allocates its own malloc arena, up to eight per core, and each
+    keeps what its thread freed. Under the soak, two arenas left the server 10% smaller (301 against
+    335 MB) and growing a third slower (9 against 13 MB in 6 minutes), at the same requests/s."""
+    try:
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):  # not glibc: its allocator decides
+        pass
 
 
 def _is_loopback(host: str) -> bool:

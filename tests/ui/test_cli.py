@@ -105,6 +105,29 @@ def test_serve_stays_on_loopback_unless_exposed():
     assert "--expose" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_a_server_process_keeps_its_threads_to_two_malloc_arenas():
+    """Eight threads alive at once, each allocating, make eight arenas (then nine with the main
+    one) unless `cite serve`'s limit is set first; malloc_stats prints one "Arena" per arena."""
+    program = (
+        "import ctypes, sys, threading\n"
+        "from ui.cli import limit_malloc_arenas\n"
+        "if sys.argv[1] == 'limit': limit_malloc_arenas()\n"
+        "held, together = [], threading.Barrier(8)\n"
+        "def allocate(): held.append(bytearray(100_000)); together.wait()\n"
+        "threads = [threading.Thread(target=allocate) for _ in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "ctypes.CDLL(None).malloc_stats()\n"
+    )
+
+    def arenas(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", program, mode], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return sum(line.startswith("Arena ") for line in done.stderr.splitlines())
+
+    assert arenas("limit") == 2 and arenas("none") > 2
+
+
 def test_eval_calibrate_fits_abstention_on_answerable_and_unanswerable_questions(seed_index, tmp_path):
     from eval.datasets import SEED_QUESTIONS, load_questions
 
