@@ -142,6 +142,13 @@ class Postings:
         column = self.columns.get(token)
         return 0 if column is None else int(self.indptr[column + 1] - self.indptr[column])
 
+    def holders(self, token: str) -> np.ndarray:
+        """The rows of the passages that hold `token`, ascending (none for an unknown token)."""
+        column = self.columns.get(token)
+        if column is None:
+            return np.zeros(0, dtype=np.int32)
+        return self.rows[self.indptr[column] : self.indptr[column + 1]]
+
     def bags(self, rows: Sequence[int]) -> list[list[str]]:
         """The tokens of passages `rows` as a bag (each term repeated by its frequency; order lost,
         which BM25 never looks at): what moving passages into another segment needs."""

@@ -286,6 +286,15 @@ class Segment:
             return int(order[low])
         return None
 
+    def mentioned(self, tokens: set[str], docs: set[str]) -> set[str]:
+        """The `tokens` that some passage of this segment's documents `docs` holds (read from
+        the BM25 postings, not the texts)."""
+        wanted = [self.doc_row[name] for name in docs if name in self.doc_row]
+        if not wanted:
+            return set()
+        doc_of = self.passage_table["doc"]
+        return {token for token in tokens if np.isin(doc_of[self.postings.holders(token)], wanted).any()}
+
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """The stored (int8, dequantised) vectors of passages `rows`."""
         if not len(rows):
@@ -463,6 +472,10 @@ class StoredIndex:
         for part in np.unique(owner):
             positions = np.flatnonzero(owner == part)
             yield self.segments[part], positions, rows[positions] - self.starts[part]
+
+    def mentioned(self, tokens: set[str], docs: set[str]) -> set[str]:
+        """The `tokens` (index tokens) that some passage of the documents `docs` holds."""
+        return set().union(*(segment.mentioned(tokens, docs) for segment in self.segments))
 
     def passage_ids(self, rows: Sequence[int]) -> list[str]:
         """The ids of passages `rows`, without building the passages."""

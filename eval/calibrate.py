@@ -71,15 +71,22 @@ ANSWER_AT_LEAST = 0.95
 
 
 def choose_threshold(p: np.ndarray, y: np.ndarray, answer_at_least: float = ANSWER_AT_LEAST) -> float:
-    """The highest threshold (the one refusing the most) that still answers at least
-    `answer_at_least` (in (0, 1]) of the answerable questions. A score at or above it is answered."""
+    """A threshold that refuses as many unanswerable questions as any that still answers at
+    least `answer_at_least` (in (0, 1]) of the answerable ones, and no answerable question
+    more than that needs: midway between the highest unanswerable score it refuses and the
+    lowest answerable score above that. A score at or above it is answered."""
     if not 0 < answer_at_least <= 1:
         raise ValueError(f"answer_at_least must be in (0, 1]. Currently, it is {answer_at_least}.")
     answerable = np.sort(p[y == 1])[::-1]
     if len(answerable) == 0:
         return float(np.nextafter(p.max(initial=1.0), np.inf))  # nothing to answer: refuse all
     needed = max(int(np.ceil(answer_at_least * len(answerable) - 1e-9)), 1)
-    return float(answerable[needed - 1])
+    highest = float(answerable[needed - 1])  # the highest threshold answering that share
+    refused = p[(y == 0) & (p < highest)]
+    if len(refused) == 0:
+        return float(min(answerable.min(), highest))
+    below = float(refused.max())
+    return (below + float(answerable[answerable > below].min())) / 2
 
 
 def fit(x: np.ndarray, y: np.ndarray) -> Fit:

@@ -130,7 +130,9 @@ def sentence_features(sentence: Sentence, cosine: float, wanted: set[str], wante
 def evidence_for(
     question: str, ranked: list[Scored], hits: list[Hit], index: StoredIndex, settings: AnswerSettings
 ) -> Evidence:
-    top_texts = [hit.passage.text for hit in hits[: settings.coverage_passages]]
+    top = hits[: settings.coverage_passages]
+    top_texts = [hit.passage.text for hit in top]
+    documents = {hit.passage.doc for hit in top}
     return Evidence(
         sentence=ranked[0].cosine if ranked else 0.0,
         passage=hits[0].scores.get("dense", 0.0) if hits else 0.0,
@@ -138,7 +140,7 @@ def evidence_for(
         known=coverage(index, question, None),
         best_sentence=max((s.cosine for s in ranked), default=0.0),
         top_sentence=hits[0].scores.get("sentence", 0.0) if hits else 0.0,
-        missing_name=missing_name(question, top_texts),
+        missing_name=missing_name(question, top_texts, lambda names: index.mentioned(names, documents)),
     )
 
 

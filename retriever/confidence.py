@@ -9,7 +9,7 @@
 - best_sentence: the highest cosine of any sentence of the top passages to the question,
 - top_sentence: the top hit's sentence-channel score (its best sentence's cosine),
 - missing_name: 1 when a name the question uses ("Excel", "pg_dump", "GPU") is in none of
-  the top passages, else 0.
+  the top passages and none of their documents, else 0.
 
 Overlap signals (coverage, known) fall when a question is paraphrased; the cosines and the
 names do not: a paraphrase changes the ordinary words, not the names, and a near-miss
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass
 
 import numpy as np
@@ -46,7 +46,7 @@ class Evidence:
     known: float  # IDF-weighted share of the question's words that occur anywhere in the index
     best_sentence: float  # the best cosine of any sentence of the top passages
     top_sentence: float  # the top hit's sentence-channel score
-    missing_name: float  # 1.0: a name the question uses is in none of the top passages
+    missing_name: float  # 1.0: a name the question uses is in none of the top passages or their documents
 
     def vector(self) -> np.ndarray:
         return np.array(astuple(self), dtype=np.float64)
@@ -73,10 +73,19 @@ def name_terms(question: str) -> set[str]:
     return {token for match in _NAME.finditer(question) for token in tokenize(match.group(0)) if len(token) > 1}
 
 
-def missing_name(question: str, texts: Sequence[str]) -> float:
-    """1.0 when some name of the question occurs in none of `texts`, else 0.0."""
+def missing_name(question: str, texts: Sequence[str], mentioned: Callable[[set[str]], set[str]] | None = None) -> float:
+    """1.0 when some name of the question occurs in none of `texts`, nor among the names that
+    `mentioned` says the texts' documents hold, else 0.0.
+
+    A passage need not repeat what its document is about: "Will PostgreSQL ask before a
+    DELETE removes all rows?" is answered by a passage of PostgreSQL's DELETE page that never
+    says "PostgreSQL", and "What gives Moscow leverage?" by one that says "Russia". A near-miss
+    names what the documents never mention ("Excel", "pg_cron")."""
     names = name_terms(question)
-    return float(bool(names - set(tokenize(" ".join(texts))))) if names else 0.0
+    missing = names - set(tokenize(" ".join(texts))) if names else set()
+    if missing and mentioned is not None:
+        missing = missing - mentioned(missing)
+    return float(bool(missing))
 
 
 def confidence(evidence: Evidence, weights: Sequence[float]) -> float:

@@ -155,6 +155,9 @@ class Shard:
     def document(self, version: str, name: str) -> Document | None:
         return self._at(version).documents.get(name)
 
+    def mentioned(self, version: str, tokens: set[str], docs: set[str]) -> set[str]:
+        return self._at(version).mentioned(tokens, docs)
+
 
 def _actor_name(root: Path, number: int, count: int) -> str:
     return f"cite-shard-{number}-of-{count}:{root}"
@@ -350,7 +353,7 @@ class _Documents(Mapping[str, Document]):
 
 class ShardedIndex:
     """What the answering code reads of an index (`path`, `manifest`, `lexical`, `documents`,
-    `passages`, `row_of`, `sentences_of`), served by the shards: rows are global rows, and
+    `passages`, `row_of`, `sentences_of`, `mentioned`), served by the shards: rows are global rows, and
     only the passages of recent candidates are known here."""
 
     MAX_CACHED = 200_000
@@ -379,6 +382,10 @@ class ShardedIndex:
                 self.passages, self.row_of = {}, {}
             self.passages.update(passages)
             self.row_of.update({p.id: row for row, p in passages.items()})
+
+    def mentioned(self, tokens: set[str], docs: set[str]) -> set[str]:
+        """`StoredIndex.mentioned`, asked of every shard."""
+        return set().union(*self.shards.call("mentioned", self.version, tokens, docs))
 
     def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         import ray

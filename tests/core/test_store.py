@@ -278,3 +278,18 @@ def test_reads_while_versions_switch_never_find_the_index_missing(tmp_path, fake
         thread.join()
     assert errors == []
     assert switches[0] > 50 and reads[0] > 50, "too few switches or reads to prove anything"
+
+
+def test_mentioned_finds_a_word_anywhere_in_the_named_documents_and_nowhere_else(tmp_path, fake_embedder):
+    long_page = Document("pg/delete.html", "DELETE removes rows. " + "It asks nothing. " * 80 + "PostgreSQL 15.")
+    other = Document("pg/insert.html", "INSERT adds rows to a table; Excel is not involved.")
+    root = tmp_path / "index"
+    build_index([long_page], root, fake_embedder, SplitSettings(max_chars=200))
+    build_index([long_page, other], root, fake_embedder, SplitSettings(max_chars=200))  # a second segment
+    index = read_index(root)
+    assert len(index.segments) == 2 and index.passage_count > 3  # the name is in the page's last passage only
+    words = {"postgresql", "excel", "delet", "nowher"}
+    assert index.mentioned(words, {"pg/delete.html"}) == {"postgresql", "delet"}
+    assert index.mentioned(words, {"pg/insert.html"}) == {"excel"}
+    assert index.mentioned(words, {"pg/delete.html", "pg/insert.html"}) == {"postgresql", "excel", "delet"}
+    assert index.mentioned(words, {"gone.txt"}) == set()

@@ -10,17 +10,24 @@ P = np.array([0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5, 0.4, 0.3, 0.65, 0.45, 0
 Y = np.r_[np.ones(10), np.zeros(4)]
 
 
-def test_the_threshold_is_the_highest_that_answers_the_share_asked_for():
-    threshold = choose_threshold(P, Y, answer_at_least=0.9)  # 9 of 10 answerable
-    assert threshold == pytest.approx(0.4)  # the 9th best answerable score
-    assert rates(P, Y, threshold) == (pytest.approx(0.9), pytest.approx(0.5))  # 0.65 and 0.45 get in
-    stricter = choose_threshold(P, Y, answer_at_least=0.7)  # 7 of 10: refuses more
-    assert stricter == pytest.approx(0.6) and rates(P, Y, stricter) == (pytest.approx(0.7), pytest.approx(0.75))
+def test_the_threshold_refuses_the_most_that_the_share_allows_and_answers_the_rest():
+    # 9 of 10 answerable allow a threshold up to 0.4 (the 9th best answerable score); it
+    # refuses 0.2 and 0.1, and so does any threshold above 0.2: midway to the 0.3 above it.
+    threshold = choose_threshold(P, Y, answer_at_least=0.9)
+    assert threshold == pytest.approx(0.25)
+    assert rates(P, Y, threshold) == (pytest.approx(1.0), pytest.approx(0.5))
+    stricter = choose_threshold(P, Y, answer_at_least=0.7)  # up to 0.6: refuses 0.45 too
+    assert stricter == pytest.approx(0.475) and rates(P, Y, stricter) == (pytest.approx(0.8), pytest.approx(0.75))
 
 
 def test_the_default_answers_at_least_95_percent():
-    threshold = choose_threshold(P, Y)  # 95% of 10 rounds up to all 10
-    assert threshold == pytest.approx(0.3) and rates(P, Y, threshold)[0] == 1.0
+    threshold = choose_threshold(P, Y)  # 95% of 10 rounds up to all 10: at most 0.3
+    assert threshold == pytest.approx(0.25) and rates(P, Y, threshold)[0] == 1.0
+
+
+def test_with_nothing_to_refuse_below_it_the_threshold_answers_every_answerable_question():
+    p, y = np.array([0.9, 0.6, 0.5, 0.8]), np.array([1.0, 1.0, 1.0, 0.0])
+    assert choose_threshold(p, y, answer_at_least=0.6) == pytest.approx(0.5)
 
 
 def test_a_share_outside_0_to_1_is_refused():

@@ -59,6 +59,28 @@ def test_a_name_in_none_of_the_top_passages_is_missing():
     assert missing_name("where do rivers flow?", []) == 0.0  # no name: nothing can be missing
 
 
+def test_a_name_that_the_passages_documents_hold_is_not_missing():
+    asked = []
+
+    def mentioned(names):  # what the top passages' documents hold, of the names asked about
+        asked.append(names)
+        return names & {"volga"}
+
+    assert missing_name("Where does the Volga flow?", PASSAGES[:1], mentioned) == 0.0
+    assert missing_name("Where does the Volga meet the Don?", PASSAGES[:1], mentioned) == 1.0
+    assert asked == [{"volga"}, {"volga", "don"}]  # only the names the passages lack are looked up
+    missing_name("Where does the Volga flow?", PASSAGES, mentioned)
+    assert len(asked) == 2  # none lacking: no lookup
+
+
+def test_a_paraphrase_naming_the_capital_for_the_country_is_answered(seed_engine):
+    # The evidence passage says "It controls the critical transportation routes ..." of Russia:
+    # no passage near the top says "Moscow", but the article does, many times.
+    answer = seed_engine.ask("What gives Moscow leverage over landlocked Central Asia?")
+    assert not answer.abstained
+    assert any("critical transportation routes" in " ".join(c.quote.split()) for c in answer.citations)
+
+
 def test_coverage_weighs_each_question_word_by_its_idf(index):
     # "Where does the Volga flow?" asks about volga and flow, each in one passage of three.
     assert coverage(index, "Where does the Volga flow?", [PASSAGES[1]]) == pytest.approx(0.5)
