@@ -25,11 +25,12 @@ MIN_SENTENCE_CHARS = 25
 # names who backed a plan is not always right after the one saying that it met resistance.
 LOOKAHEAD = 2
 # A sentence opening with one of these words points back at the one before it, which it needs
-# to make sense as a quote ("It flows into the Caspian Sea."); a next sentence opening with a
-# demonstrative goes on about this one ("These variables begin with GPVAL_.").
+# to make sense as a quote ("It flows into the Caspian Sea.", "So to plot two columns from the
+# same file:" after the sentence saying how); a next sentence opening with a demonstrative
+# goes on about this one ("These variables begin with GPVAL_.").
 ANAPHOR = re.compile(
     r"^(This|These|That|Those|Such|It|Its|They|Their|Them|He|She|His|Her"
-    r"|Instead|Otherwise|Thus|Therefore|Hence|For example|In this case)\b"
+    r"|Instead|Otherwise|Thus|Therefore|Hence|So|Then|For example|In this case)(?![\w-])"  # not "So-called"
 )
 DEMONSTRATIVE = re.compile(r"^(This|These|That|Those|Such)\b")
 

@@ -89,6 +89,17 @@ def test_a_sentence_pointing_back_is_quoted_with_the_one_before_it():
     assert with_antecedent(plain, SELF_JOIN) is plain
 
 
+def test_a_sentence_opening_with_so_takes_the_one_it_follows_from():
+    text = "The empty filename tells gnuplot to re-use the previous input file. So to plot two columns:"
+    start = text.index("So")
+    so = Sentence("d.txt", start, len(text), text[start:], np.zeros(4), "", 1, (), (0, start - 1))
+    assert with_antecedent(so, text).text == text
+    sooner = Sentence("d.txt", 0, start - 1, text[: start - 1], np.zeros(4), "", 1, (), None)
+    assert with_antecedent(sooner, text) is sooner
+    called = replace(so, text="So-called defaults are read from gnuplotrc.")
+    assert with_antecedent(called, text) is called
+
+
 def test_a_next_sentence_going_on_about_it_completes_the_quote():
     text = "Gnuplot keeps read-only variables. These variables begin with GPVAL. Plots are drawn."
     first = Sentence("d.txt", 0, 34, text[:34], np.zeros(4), "", 1, ((35, 68), (69, 85)))
