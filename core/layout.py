@@ -26,6 +26,13 @@ def page_at(document: Document, offset: int) -> int | None:
     return max(1, bisect.bisect_right(document.pages, offset))
 
 
+def pages_of(document: Document, start: int, end: int) -> tuple[int | None, int | None]:
+    """The page `text[start:end]` starts on, and the page it ends on when that is another one
+    (None otherwise, and both None when the format has no pages)."""
+    first, last = page_at(document, start), page_at(document, max(start, end - 1))
+    return first, (last if last != first else None)
+
+
 def heading_title(document: Document, start: int, end: int) -> str:
     return " ".join(document.text[start:end].split())
 

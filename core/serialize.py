@@ -32,7 +32,9 @@ def hits_json(hits: list[Hit] | tuple[Hit, ...]) -> list[dict[str, Any]]:
 
 
 def answer_json(answer: Answer) -> dict[str, Any]:
-    """`{"answer", "abstained", "confidence", "citations", "claims", "hits"}`."""
+    """`{"answer", "abstained", "confidence", "citations", "claims", "hits"}`; a citation's
+    `page` is the page its quote starts on and `last_page` the one it ends on (null both where
+    the format has no pages)."""
     return {
         "answer": answer.text,
         "abstained": answer.abstained,
@@ -44,6 +46,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
                 "start": c.start,
                 "end": c.end,
                 "page": c.page,
+                "last_page": c.end_page,
                 "section": c.section or None,
                 "quote": c.quote,
             }

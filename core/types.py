@@ -74,6 +74,12 @@ class Citation:
     quote: str
     page: int | None = None  # the physical page the quote starts on
     section: str = ""
+    last_page: int | None = None  # the page it ends on, when it runs over a page break (else None)
+
+    @property
+    def end_page(self) -> int | None:
+        """The physical page the quote ends on (`page` for a quote on one page)."""
+        return self.last_page if self.last_page is not None else self.page
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from core.config import Settings
 from core.embedder import Embedder
 from core.errors import CiteError
 from core.store import StoredIndex, read_index
+from core.types import Citation
 from eval.datasets import SEED_QUESTIONS, Question, evidence_qrels, load_beir, load_questions, squash
 from eval.metrics import Qrels, first_relevant_rank
 from eval.runner import MethodResult, evaluate_methods
@@ -225,19 +226,24 @@ def tune_beir(folder: Path, index_root: Path, embedder: Embedder, settings: Sett
     )
 
 
+def on_page(citation: Citation | None, page: int) -> bool:
+    """Whether the citation's quote is on `page` (it may run over a page break onto it)."""
+    return citation is not None and citation.page is not None and citation.page <= page <= (citation.end_page or 0)
+
+
 def ask_all(engine: Engine, questions: list[Question]) -> list[Outcome]:
     """Every question asked as a user would, judged against its evidence and page."""
     outcomes = []
     for question in questions:
         answer = engine.ask(question.question)
         quotes = squash(" ".join(c.quote for c in answer.citations))
-        first_page = answer.citations[0].page if answer.citations else None
+        first = answer.citations[0] if answer.citations else None
         outcomes.append(
             Outcome(
                 question,
                 not answer.abstained,
                 question.answerable and squash(question.evidence or "") in quotes,
-                None if question.page is None else first_page == question.page,
+                None if question.page is None else on_page(first, question.page),
             )
         )
     return outcomes

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from core.config import AnswerSettings
-from core.layout import page_at
+from core.layout import pages_of
 from core.lexical import question_terms
 from core.store import StoredIndex, passage_text
 from core.types import Answer, Citation, Document, Hit
@@ -248,8 +248,7 @@ def _cite(
             s.start,
             s.end,
             documents[s.doc].text[s.start : s.end],
-            page_at(documents[s.doc], s.start),
-            s.section,
+            *_page_and_section(documents[s.doc], s),
         )
         for n, s in enumerate(sentences, 1)
     ]
@@ -257,6 +256,12 @@ def _cite(
     claims = check_claims([(s.text, (n,)) for n, s in enumerate(sentences, 1)], citations, embedder=None)
     text = " ".join(f"{s.text} [{n}]" for n, s in enumerate(sentences, 1))
     return Answer(text, tuple(citations), tuple(claims), tuple(hits), confidence, False, question)
+
+
+def _page_and_section(document: Document, sentence: Sentence) -> tuple[int | None, str, int | None]:
+    """Citation's page, section and last page (when the quote runs onto another page)."""
+    first, last = pages_of(document, sentence.start, sentence.end)
+    return first, sentence.section, last
 
 
 def _abstain(question: str, hits: list[Hit], confidence: float) -> Answer:

@@ -123,7 +123,8 @@ class CitationOut(BaseModel):
     doc: str
     start: int = Field(description="the quote is the document's original text [start:end]")
     end: int
-    page: int | None
+    page: int | None = Field(description="the physical page the quote starts on")
+    last_page: int | None = Field(description="the page it ends on: page, or the next when it runs over a page break")
     section: str | None
     quote: str
 

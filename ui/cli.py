@@ -356,7 +356,7 @@ def format_answer(answer: Any) -> str:
     lines = [answer.text, "", "Sources:"]
     for c in answer.citations:
         quote = " ".join(c.quote.split())
-        lines.append(f'[{c.n}] {place(c.doc, c.start, c.end, c.page, c.section)}  "{_clip(quote, 200)}"')
+        lines.append(f'[{c.n}] {place(c.doc, c.start, c.end, c.page, c.section, c.end_page)}  "{_clip(quote, 200)}"')
     unsupported = [claim for claim in answer.claims if not claim.supported]
     for claim in unsupported:
         lines.append(f"⚠ not supported by its citation (support {claim.support:.2f}): {_clip(claim.text, 160)}")

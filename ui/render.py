@@ -24,10 +24,20 @@ def scores_line(scores: dict[str, float], support: float | None = None) -> str:
     return f'<div class="scores">{" · ".join(parts)}</div>'
 
 
-def place(doc: str, start: int, end: int, page: int | None = None, section: str = "") -> str:
+def page_label(page: int | None, last_page: int | None = None) -> str:
+    """`p. 10`, or `pp. 10–11` for a span running over a page break; "" without pages."""
+    if not page:
+        return ""
+    return f"pp. {page}–{last_page}" if last_page and last_page != page else f"p. {page}"
+
+
+def place(
+    doc: str, start: int, end: int, page: int | None = None, section: str = "", last_page: int | None = None
+) -> str:
     """Where a span is, as a reader cites it: `manual.pdf p. 10, §2.1.8 Lazy arguments`, then
     the exact characters; a document without pages or headings gives its name and characters."""
-    parts = [doc] + ([f"p. {page}"] if page else []) + ([f"§{section_title(section)}"] if section else [])
+    pages = page_label(page, last_page)
+    parts = [doc] + ([pages] if pages else []) + ([f"§{section_title(section)}"] if section else [])
     return f"{parts[0]} {', '.join(parts[1:])} [{start}-{end}]" if len(parts) > 1 else f"{doc}:{start}-{end}"
 
 
@@ -37,9 +47,16 @@ def section_title(section: str, limit: int = 60) -> str:
     return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
 
 
-def location(doc: str, start: int, end: int, page: int | None = None, section: str = "") -> str:
-    where = "".join([f" · p. {page}" if page else "", f" · §{escape(section_title(section))}" if section else ""])
+def location(
+    doc: str, start: int, end: int, page: int | None = None, section: str = "", last_page: int | None = None
+) -> str:
+    pages = page_label(page, last_page)
+    where = "".join([f" · {pages}" if pages else "", f" · §{escape(section_title(section))}" if section else ""])
     return f"{escape(doc)}{where} · chars {start:,}–{end:,}"
+
+
+def citation_location(citation: Citation) -> str:
+    return location(citation.doc, citation.start, citation.end, citation.page, citation.section, citation.end_page)
 
 
 def chat_message(answer: Answer) -> str:
@@ -77,7 +94,7 @@ def sources_panel(answer: Answer | None) -> str:
         cards.append(
             f'<div class="card" id="source-{citation.n}">'
             f'<div class="card-head"><span class="marker">[{citation.n}]</span> '
-            f"{location(citation.doc, citation.start, citation.end, citation.page, citation.section)}</div>"
+            f"{citation_location(citation)}</div>"
             f'<div class="passage">{context}</div>{scores}</div>'
         )
     return "".join(cards)

@@ -1,5 +1,5 @@
 from core.config import SplitSettings
-from core.layout import page_at, sections
+from core.layout import page_at, pages_of, sections
 from core.types import Document, Heading
 from indexer.splitter import split_document
 
@@ -20,6 +20,15 @@ def manual() -> Document:
         Heading(offsets[3], offsets[3] + len("2.1.8 Lazy arguments"), 2),
     )
     return Document("manual.pdf", text, pages=(0, offsets[3]), headings=headings)
+
+
+def test_a_span_over_a_page_break_names_both_pages():
+    doc = manual()
+    turn = doc.pages[1]
+    assert pages_of(doc, 0, turn) == (1, None)  # ends on the page's last character
+    assert pages_of(doc, turn - 10, turn + 10) == (1, 2)
+    assert pages_of(doc, turn, turn) == (2, None)  # empty: where it starts
+    assert pages_of(Document("a.txt", "No pages."), 0, 5) == (None, None)
 
 
 def test_page_at_counts_physical_pages_from_one():

@@ -1,6 +1,7 @@
 """The JSON shapes other tools rely on (README "JSON shapes")."""
 
 import json
+from dataclasses import replace
 
 from core.serialize import answer_json, hit_json, hits_json
 from core.types import Answer, Citation, Claim, Hit, Passage
@@ -56,6 +57,7 @@ def test_answer_json_has_the_documented_shape():
             "start": 10,
             "end": 52,
             "page": None,
+            "last_page": None,
             "section": None,
             "quote": "The Volga is the longest river in Europe.",
         }
@@ -81,4 +83,6 @@ def test_page_and_section_are_given_where_the_format_has_them():
     cited = Answer(
         "x [1]", (Citation(1, "manual.pdf", 0, 20, "Arguments are lazy.", 10, "2 Objects"),), (), (), 1, False
     )
-    assert answer_json(cited)["citations"][0]["page"] == 10
+    assert (answer_json(cited)["citations"][0]["page"], answer_json(cited)["citations"][0]["last_page"]) == (10, 10)
+    across = Citation(1, "manual.pdf", 0, 20, "Arguments are lazy.", 10, "2 Objects", last_page=11)
+    assert answer_json(replace(cited, citations=(across,)))["citations"][0]["last_page"] == 11

@@ -39,3 +39,14 @@ def test_misses_list_questions_not_answered_first_worst_first(tmp_path):
     report = replace(_report("mine"), misses=found)
     text = write_report(report, tmp_path)[0].read_text(encoding="utf-8")
     assert "| c | C? | not in top 20 |" in text and "| b | B \\| b? | rank 2 |" in text
+
+
+def test_a_citation_running_onto_the_evidence_page_is_on_it():
+    from core.types import Citation
+    from eval.suite import on_page
+
+    across = Citation(1, "manual.pdf", 0, 9, "Some text", page=16, last_page=17)
+    assert on_page(across, 16) and on_page(across, 17) and not on_page(across, 18)
+    one = Citation(1, "manual.pdf", 0, 9, "Some text", page=16)
+    assert on_page(one, 16) and not on_page(one, 17)
+    assert not on_page(Citation(1, "notes.txt", 0, 9, "Some text"), 1) and not on_page(None, 1)

@@ -130,3 +130,19 @@ def test_a_quote_held_by_a_later_extended_one_is_dropped():
     assert _without_covered([best, runner_up]) == [runner_up]
     assert _without_covered([runner_up, best]) == [runner_up]
     assert _without_covered([best, best]) == [best]
+
+
+def test_a_quote_running_over_a_page_break_cites_both_pages():
+    from retriever.answer import _cite
+
+    text = "Pumps move water. Before the valve opens, the lever\nmust be pulled. Filters need care."
+    turn = text.index("must")
+    document = Document("guide.pdf", text, pages=(0, turn, text.index("Filters")))
+    start, end = text.index("Before"), text.index(" Filters")
+    crossing = Sentence("guide.pdf", start, end, text[start:end], np.zeros(4), "Valves")
+    on_one = Sentence("guide.pdf", 0, start - 1, text[: start - 1], np.zeros(4), "Pumps")
+    answer = _cite("q", [crossing, on_one], {"guide.pdf": document}, [], 0.9)
+    assert [(c.page, c.last_page, c.end_page, c.section) for c in answer.citations] == [
+        (1, 2, 2, "Valves"),
+        (1, None, 1, "Pumps"),
+    ]

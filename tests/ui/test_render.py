@@ -26,3 +26,5 @@ def test_place_cites_page_and_section_where_the_format_has_them():
     )
     assert place("slides.pptx", 0, 9, 3) == "slides.pptx p. 3 [0-9]"
     assert place("notes.txt", 5, 40) == "notes.txt:5-40"
+    assert place("manual.pdf", 100, 300, 16, "", last_page=17) == "manual.pdf pp. 16–17 [100-300]"
+    assert place("manual.pdf", 100, 300, 16, "", last_page=16) == "manual.pdf p. 16 [100-300]"
