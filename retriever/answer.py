@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from itertools import combinations
 
 import numpy as np
 
@@ -168,7 +169,8 @@ def extractive_answer(
             chosen.append(candidate)
     wanted_type = expected_type(asked[0] if asked else question)
     completed = [in_context(c.sentence, index.documents[c.sentence.doc].text, wanted_type) for c in chosen]
-    return _cite(question, _without_covered(completed), index.documents, hits, score)
+    quotes = _joined(_without_covered(completed), {s.doc: index.documents[s.doc].text for s in completed})
+    return _cite(question, quotes, index.documents, hits, score)
 
 
 def in_context(sentence: Sentence, original: str, wanted_type: AnswerType) -> Sentence:
@@ -224,6 +226,28 @@ def _without_covered(sentences: list[Sentence]) -> list[Sentence]:
             covers(k, s) and (j < i or k.end - k.start > s.end - s.start) for j, k in enumerate(sentences) if j != i
         )
     ]
+
+
+def _joined(sentences: list[Sentence], originals: dict[str, str]) -> list[Sentence]:
+    """Quotes of one document that overlap or follow each other directly become one quote, in
+    reading order, where the first of them stood: an answer never repeats a sentence, and a
+    passage read out in two pieces ("Don't fit a*exp(x+b)" + "Instead, fit a*exp(x).") is one."""
+    quotes = list(sentences)
+    for i, j in combinations(range(len(quotes)), 2):
+        a, b = quotes[i], quotes[j]
+        if a.doc == b.doc and _touch(a, b, originals[a.doc]):
+            start, end = min(a.start, b.start), max(a.end, b.end)
+            text = passage_text(originals[a.doc], start, end)
+            quotes[i] = replace(a, start=start, end=end, text=text, following=(), preceding=None)
+            del quotes[j]
+            return _joined(quotes, originals)  # the longer quote may now touch another
+    return quotes
+
+
+def _touch(a: Sentence, b: Sentence, original: str) -> bool:
+    """Whether two spans of `original` overlap or only white space lies between them."""
+    first, second = (a, b) if a.start <= b.start else (b, a)
+    return second.start <= first.end or not original[first.end : second.start].strip()
 
 
 def _unique_sentences(sentences) -> list[Sentence]:

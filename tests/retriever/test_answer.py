@@ -7,7 +7,7 @@ from core.types import Document
 from eval.datasets import Question
 from eval.suite import Outcome, tally
 from indexer.build import build_index
-from retriever.answer import Sentence, _without_covered, completed_sentence, with_antecedent
+from retriever.answer import Sentence, _joined, _without_covered, completed_sentence, with_antecedent
 from retriever.engine import Engine
 from tests.conftest import FakeEmbedder
 
@@ -130,6 +130,27 @@ def test_a_quote_held_by_a_later_extended_one_is_dropped():
     assert _without_covered([best, runner_up]) == [runner_up]
     assert _without_covered([runner_up, best]) == [runner_up]
     assert _without_covered([best, best]) == [best]
+
+
+def test_quotes_that_overlap_or_follow_each_other_become_one_in_reading_order():
+    text = "Tips follow. Don't fit a*exp(x+b). It equals a*exp(b)*exp(x). Instead, fit a*exp(x). Other."
+    spans = {name: (text.index(a), text.index(b) + len(b)) for name, a, b in [
+        ("dont", "Don't", "exp(x+b)."), ("equals", "It", "exp(x)."), ("dont+equals", "Don't", "*exp(x)."),
+        ("instead", "Instead", "a*exp(x)."), ("tips", "Tips", "follow."), ("other", "Other", "Other."),
+    ]}
+
+    def quote(name: str) -> Sentence:
+        start, end = spans[name]
+        return Sentence("tips.txt", start, end, text[start:end], np.zeros(4))
+
+    joined = _joined([quote("instead"), quote("dont+equals"), quote("other")], {"tips.txt": text})
+    assert [q.text for q in joined] == [text[spans["dont"][0] :]]  # one quote, in reading order
+    apart = _joined([quote("equals"), quote("tips")], {"tips.txt": text})  # "Don't fit ..." lies between
+    assert [q.text for q in apart] == ["It equals a*exp(b)*exp(x).", "Tips follow."]
+    overlapping = _joined([quote("dont"), quote("dont+equals")], {"tips.txt": text})
+    assert [q.text for q in overlapping] == ["Don't fit a*exp(x+b). It equals a*exp(b)*exp(x)."]
+    other_document = replace(quote("equals"), doc="other.txt")
+    assert len(_joined([quote("dont"), other_document], {"tips.txt": text, "other.txt": text})) == 2
 
 
 def test_a_quote_running_over_a_page_break_cites_both_pages():
