@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from core.types import Document
+from core.types import Citation, Document
 
 SECTION_SEPARATOR = " > "
 
@@ -26,11 +26,12 @@ def page_at(document: Document, offset: int) -> int | None:
     return max(1, bisect.bisect_right(document.pages, offset))
 
 
-def pages_of(document: Document, start: int, end: int) -> tuple[int | None, int | None]:
-    """The page `text[start:end]` starts on, and the page it ends on when that is another one
-    (None otherwise, and both None when the format has no pages)."""
+def citation(n: int, document: Document, start: int, end: int, section: str = "") -> Citation:
+    """Citation [n] of `document.text[start:end]`: the quote character for character, the page
+    it starts on and, when it runs over a page break, the page it ends on."""
     first, last = page_at(document, start), page_at(document, max(start, end - 1))
-    return first, (last if last != first else None)
+    quote = document.text[start:end]
+    return Citation(n, document.doc, start, end, quote, first, section, None if last == first else last)
 
 
 def heading_title(document: Document, start: int, end: int) -> str:

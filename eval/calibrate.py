@@ -84,7 +84,7 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, answer_at_least: float = ANSW
     highest = float(answerable[needed - 1])  # the highest threshold answering that share
     refused = p[(y == 0) & (p < highest)]
     if len(refused) == 0:
-        return float(min(answerable.min(), highest))
+        return float(answerable.min())  # at most `highest`: it answers every answerable question
     below = float(refused.max())
     return (below + float(answerable[answerable > below].min())) / 2
 

@@ -9,10 +9,10 @@ from itertools import combinations
 import numpy as np
 
 from core.config import AnswerSettings
-from core.layout import pages_of
+from core.layout import citation
 from core.lexical import question_terms
 from core.store import StoredIndex, passage_text
-from core.types import Answer, Citation, Document, Hit
+from core.types import Answer, Document, Hit
 from retriever.answer_type import AnswerType, expected_type, holds_type
 from retriever.claims import check_claims, term_share
 from retriever.confidence import Evidence, confidence, coverage, missing_name
@@ -265,27 +265,11 @@ def _unique_sentences(sentences) -> list[Sentence]:
 def _cite(
     question: str, sentences: list[Sentence], documents: dict[str, Document], hits: list[Hit], confidence: float
 ) -> Answer:
-    citations = [
-        Citation(
-            n,
-            s.doc,
-            s.start,
-            s.end,
-            documents[s.doc].text[s.start : s.end],
-            *_page_and_section(documents[s.doc], s),
-        )
-        for n, s in enumerate(sentences, 1)
-    ]
+    citations = [citation(n, documents[s.doc], s.start, s.end, s.section) for n, s in enumerate(sentences, 1)]
     # The claim is the quoted source text itself: the check finds it verbatim (support 1.0).
     claims = check_claims([(s.text, (n,)) for n, s in enumerate(sentences, 1)], citations, embedder=None)
     text = " ".join(f"{s.text} [{n}]" for n, s in enumerate(sentences, 1))
     return Answer(text, tuple(citations), tuple(claims), tuple(hits), confidence, False, question)
-
-
-def _page_and_section(document: Document, sentence: Sentence) -> tuple[int | None, str, int | None]:
-    """Citation's page, section and last page (when the quote runs onto another page)."""
-    first, last = pages_of(document, sentence.start, sentence.end)
-    return first, sentence.section, last
 
 
 def _abstain(question: str, hits: list[Hit], confidence: float) -> Answer:

@@ -20,7 +20,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from core.errors import CiteError
-from core.layout import pages_of
+from core.layout import citation
 from core.text import sentences_in_span
 from core.types import Answer, Citation, Document, Hit, Passage
 from retriever.claims import check_claims, split_claims
@@ -127,9 +127,7 @@ def _citations(
         spans = sentences_in_span(original, meta["start"], meta["end"]) or [(meta["start"], meta["end"], "")]
         vectors = embedder.encode([" ".join(claims_by_number[n]), *(s[2] for s in spans)])
         best = spans[int(np.argmax(vectors[1:] @ vectors[0]))]
-        quote = original[best[0] : best[1]]
-        first, last = pages_of(source, best[0], best[1])
-        citations.append(Citation(n, meta["doc"], best[0], best[1], quote, first, meta["section"], last))
+        citations.append(citation(n, source, best[0], best[1], meta["section"]))
     return citations
 
 

@@ -1,5 +1,5 @@
 from core.config import SplitSettings
-from core.layout import page_at, pages_of, sections
+from core.layout import citation, page_at, sections
 from core.types import Document, Heading
 from indexer.splitter import split_document
 
@@ -25,10 +25,16 @@ def manual() -> Document:
 def test_a_span_over_a_page_break_names_both_pages():
     doc = manual()
     turn = doc.pages[1]
-    assert pages_of(doc, 0, turn) == (1, None)  # ends on the page's last character
-    assert pages_of(doc, turn - 10, turn + 10) == (1, 2)
-    assert pages_of(doc, turn, turn) == (2, None)  # empty: where it starts
-    assert pages_of(Document("a.txt", "No pages."), 0, 5) == (None, None)
+
+    def pages(document: Document, start: int, end: int) -> tuple[int | None, int | None]:
+        cited = citation(1, document, start, end)
+        assert cited.quote == document.text[start:end]
+        return cited.page, cited.last_page
+
+    assert pages(doc, 0, turn) == (1, None)  # ends on the page's last character
+    assert pages(doc, turn - 10, turn + 10) == (1, 2)
+    assert pages(doc, turn, turn) == (2, None)  # empty: where it starts
+    assert pages(Document("a.txt", "No pages."), 0, 5) == (None, None)
 
 
 def test_page_at_counts_physical_pages_from_one():
