@@ -45,6 +45,14 @@ _QUESTION_RULES: tuple[tuple[AnswerType, re.Pattern[str]], ...] = (
 _AUX_START = re.compile(
     r"^\s*(in|on|at|by|for|of|according to|and|but|so)\b[^?]*?\b(who|when|where|why)\b", re.IGNORECASE
 )
+# A question opening with a clause that sets the scene ("When I combine two result sets,
+# do ...?", "If I drop a database, can I ...?") asks what its main clause asks, not "when":
+# a "when" clause with a verb of its own (not "When did ...") before a comma.
+_CLAUSE_START = re.compile(
+    r"^\s*(when|whenever|while|once|if|after|before)\s+"
+    r"(?!(did|does|do|was|were|is|are|will|would|can|could|has|have|had|should|must|might|may)\b)[^?,]+,\s*(?=\w)",
+    re.IGNORECASE,
+)
 
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)s?\b")
 _DATE_WORDS = re.compile(
@@ -79,6 +87,9 @@ _AGENT_WORDS = re.compile(
 def expected_type(question: str) -> AnswerType:
     """The kind of answer the question asks for ("other" when the wording does not say)."""
     text = question.strip().lower()
+    clause = _CLAUSE_START.match(text)
+    if clause:
+        text = text[clause.end() :]
     aux = _AUX_START.match(text)  # "In which year ..." / "And who ...": judge from the wh-word on
     if aux:
         text = text[aux.start(2) :]

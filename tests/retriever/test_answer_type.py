@@ -21,6 +21,12 @@ from retriever.answer_type import expected_type, holds_type
         ("And why did they refuse?", "reason"),
         ("What did Anatoliy Chubays argue for?", "other"),
         ("How do the CSTO and EAEC differ from the Warsaw Pact?", "other"),
+        # An opening clause sets the scene; the main clause says what is asked.
+        ("When I combine two result sets with UNION, do repeated rows appear twice?", "other"),
+        ("When sorting, are empty entries treated as bigger or smaller?", "other"),
+        ("If the treaty lapses, who guards the border?", "agent"),
+        ("When did Russia, Belarus and Kazakhstan sign the treaty?", "date"),
+        ("When, exactly, was it signed?", "date"),
     ],
 )
 def test_expected_type_reads_the_question_words(question, expected):
