@@ -10,13 +10,22 @@ export TRANSFORMERS_OFFLINE := 1
 
 install: $(VENV)/.installed ocr
 
-# torch first, from the CPU wheel: otherwise pip resolves a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+# torch first, from the CPU wheel: otherwise pip resolves a multi-GB CUDA build. Then the
+# versions in constraints.txt, so that every install embeds, ranks and answers as the
+# README's figures were measured: a fresh install of the newest versions moved them by a
+# question or two.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
+
+# Re-pins constraints.txt to what the venv holds now (after, say, `pip install -U gradio`).
+.PHONY: lock
+lock:
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^cite=='; } > constraints.new
+	mv constraints.new constraints.txt
 
 index: install
 	$(BIN)/cite index seeds --index $(INDEX)
