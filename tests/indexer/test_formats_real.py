@@ -12,7 +12,8 @@ from indexer.loaders import load_paths
 
 GNUPLOT = Path("/usr/share/doc/gnuplot/gnuplot.pdf")
 POSTGRES = Path("/usr/share/doc/postgresql-doc-15/html")
-SQLITE = Path("/usr/share/doc/sqlite3")
+SQLITE = Path("/usr/share/doc/sqlite3")  # the sqlite3 package's own folder: the manual only with sqlite3-doc
+SQLITE_PAGE = SQLITE / "lang_createtable.html"
 
 
 @pytest.mark.slow
@@ -47,10 +48,9 @@ def test_postgresql_pages_lose_their_navigation(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SQLITE.exists(), reason="sqlite3-doc is not installed")
+@pytest.mark.skipif(not SQLITE_PAGE.exists(), reason="sqlite3-doc is not installed")
 def test_sqlite_pages_lose_the_site_menu_alone_and_in_their_folder():
-    page = SQLITE / "lang_createtable.html"
-    alone = load_paths([page]).documents[0]
+    alone = load_paths([SQLITE_PAGE]).documents[0]
     in_folder = {d.doc: d for d in load_paths([SQLITE]).documents}["lang_createtable.html"]
     for document in (alone, in_folder):
         assert document.text.startswith("CREATE TABLE\n\n1. Syntax")
