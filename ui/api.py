@@ -8,50 +8,39 @@
 
 The schema is at /openapi.json (browsable at /api/docs). Every value is checked by
 `ui.validate`, as in the UI; a refusal is `{"error": message}` with 422 (a bad value), 400
-(the index cannot do it), 401 (a password is set: HTTP basic, user `cite`), 413 (too big) or
-429 (too many failed logins). The Gradio UI is mounted at / with the same password (its own
-login form), and its login is rate-limited by the same counter.
+(the index cannot do it), 401 (a password is set: HTTP basic, user `cite`), 403 (sent from a
+page of another site), 413 (too big) or 429 (too many failed logins); `ui.guard` checks the
+logins, origins and sizes before a route runs. The Gradio UI is mounted at / with the same
+password (its own login form), its logins counted with the API's.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import shutil
 import tempfile
-import threading
-import time
-from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException
 
 from core.errors import BadQuestion, CiteError, IndexMissing
 from ui import validate
 from ui.backend import Backend
+from ui.guard import USER
 
 log = logging.getLogger(__name__)
 
-USER = "cite"
-LOGIN_FAILURES, LOGIN_WINDOW_S = 5, 60.0  # then 429 until the oldest failure is a window old
-MAX_JSON_BYTES = 8 * 1024 * 1024  # a full history (MAX_TURNS x MAX_TURN_CHARS) fits
-MAX_UPLOAD_BODY = validate.MAX_UPLOADS * validate.MAX_UPLOAD_BYTES + 1024 * 1024
 SERVER_FAULT = "Something went wrong on the server (its log has the details); try again."
 # Gradio keeps every session's state (a copy of each component's config, ~0.1 MB here) until
 # its 10000th newer session: every call of its HTTP API is a new session, so a busy server grew
 # ~0.15 MB/s under the soak. The least recently used session beyond this many is forgotten (a
 # browser tab idle that long loses its last answer's citation panel, not its chat).
 UI_SESSIONS = 256
-
-Credentials = Annotated[HTTPBasicCredentials | None, Depends(HTTPBasic(auto_error=False))]
-Scope = MutableMapping[str, Any]
-ASGI = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 
 # Schema -----------------------------------------------------------------------------------
@@ -179,161 +168,33 @@ class ErrorOut(BaseModel):
     error: str
 
 
-REFUSALS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 413, 422, 429)}
-
-
-# Logins -----------------------------------------------------------------------------------
-
-
-class LoginLimiter:
-    """At most `failures` failed logins per client in `window` seconds; then it waits.
-
-    One counter for the UI's login form and the API's HTTP basic, so switching doors gains
-    a guesser nothing.
-    """
-
-    def __init__(self, failures: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW_S) -> None:
-        self.failures, self.window = failures, window
-        self._failed: defaultdict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def wait(self, client: str, now: float | None = None) -> float:
-        """Seconds `client` must wait before its next try (0: it may try now)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            failed = self._failed.get(client)
-            if not failed:
-                return 0.0
-            while failed and now - failed[0] >= self.window:
-                failed.popleft()
-            if not failed:
-                del self._failed[client]
-                return 0.0
-            return self.window - (now - failed[0]) if len(failed) >= self.failures else 0.0
-
-    def failed(self, client: str, now: float | None = None) -> None:
-        with self._lock:
-            self._failed[client].append(time.monotonic() if now is None else now)
-
-
-class TooManyLogins(Exception):
-    def __init__(self, wait: float) -> None:
-        self.wait = wait
-
-
-class NotLoggedIn(Exception):
-    pass
-
-
-def _too_many(wait: float) -> JSONResponse:
-    seconds = max(int(wait + 0.999), 1)
-    return JSONResponse(
-        {"error": f"Too many failed logins from this address; try again in {seconds} s."},
-        status_code=429,
-        headers={"Retry-After": str(seconds)},
-    )
-
-
-class Limits:
-    """ASGI middleware: rate-limits the UI's login form, and bounds the API's request bodies."""
-
-    def __init__(self, app: ASGI, limiter: LoginLimiter) -> None:
-        self.app, self.limiter = app, limiter
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            return await self.app(scope, receive, send)
-        path = scope["path"].rstrip("/")
-        if path.startswith("/api/"):
-            limit = MAX_UPLOAD_BODY if path == "/api/documents" else MAX_JSON_BYTES
-            refusal = _body_refusal(scope, limit)
-            if refusal is not None:
-                return await refusal(scope, receive, send)
-            return await self.app(scope, receive, send)
-        if path != "/login":
-            return await self.app(scope, receive, send)
-        client = _client(scope)
-        wait = self.limiter.wait(client)
-        if wait > 0:
-            return await _too_many(wait)(scope, receive, send)
-        status: dict[str, int] = {}
-
-        async def sending(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        await self.app(scope, receive, sending)
-        if status.get("code") == 400:  # Gradio's "Incorrect credentials."
-            self.limiter.failed(client)
-
-
-def _body_refusal(scope: Scope, limit: int) -> JSONResponse | None:
-    headers = dict(scope["headers"])
-    length = headers.get(b"content-length")
-    if length is None:
-        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-            return JSONResponse({"error": "Send the request with a Content-Length."}, status_code=411)
-        return None
-    if not length.isdigit() or int(length) > limit:
-        return JSONResponse(
-            {"error": f"The request body is over the {limit // (1024 * 1024)} MB this endpoint reads."},
-            status_code=413,
-        )
-    return None
-
-
-def _client(scope: Scope) -> str:
-    client = scope.get("client")
-    return client[0] if client else "unknown"
+REFUSALS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 403, 413, 422, 429)}
 
 
 # The app ----------------------------------------------------------------------------------
 
 
-def create_api(backend: Backend, password: str | None = None, limiter: LoginLimiter | None = None) -> FastAPI:
+def create_api(backend: Backend) -> FastAPI:
     """The FastAPI app with the JSON API's routes (mount the Gradio UI on it with `mount_ui`).
 
-    Args:
-        password: None: open (loopback use); else HTTP basic as user `cite` with it.
-        limiter: the failed-login counter (shared with the UI's login form).
+    Logins, origins and body sizes are `ui.guard`'s: it stands in front of these routes.
     """
-    limiter = limiter or LoginLimiter()
     app = FastAPI(
         title="cite",
         summary="Answers with citations you can check: every quote is its document's text[start:end].",
         docs_url="/api/docs",
         redoc_url=None,
     )
-    app.state.limiter = limiter
-
-    def login(request: Request, credentials: Credentials) -> None:
-        if password is None:
-            return
-        client = request.client.host if request.client else "unknown"
-        wait = limiter.wait(client)
-        if wait > 0:
-            raise TooManyLogins(wait)
-        if credentials is None:
-            raise NotLoggedIn
-        if not (
-            secrets.compare_digest(credentials.username.encode(), USER.encode())
-            and secrets.compare_digest(credentials.password.encode(), password.encode())
-        ):
-            limiter.failed(client)
-            raise NotLoggedIn
-
-    guarded = {"dependencies": [Depends(login)]}
     # The JSON routes return their JSONResponse themselves: the values are JSON types already,
     # and FastAPI's generic encoder took 1.1 ms an answer (json.dumps alone 0.3 ms).
 
-    @app.post("/api/ask", response_model=None, responses={200: {"model": AnswerOut}, **REFUSALS}, **guarded)
+    @app.post("/api/ask", response_model=None, responses={200: {"model": AnswerOut}, **REFUSALS})
     def ask(request: AskRequest) -> JSONResponse:
         """The answer to `question` with its citations, claims and hits (`cite ask --json`).
         With `history`, a follow-up ("And who opposed it?") is made standalone first."""
         return JSONResponse(_answer_json(backend, request))
 
-    @app.post("/api/search", response_model=None, responses={200: {"model": HitsOut}, **REFUSALS}, **guarded)
+    @app.post("/api/search", response_model=None, responses={200: {"model": HitsOut}, **REFUSALS})
     def search(request: SearchRequest) -> JSONResponse:
         """The k passages that best state `question`, with their places and scores (`cite search --json`)."""
         from core.serialize import hits_json
@@ -341,7 +202,7 @@ def create_api(backend: Backend, password: str | None = None, limiter: LoginLimi
         return JSONResponse({"hits": hits_json(backend.engine().search(request.question, request.k))})
 
     @app.get(
-        "/api/documents", response_model=None, responses={200: {"model": list[DocumentOut]}, **REFUSALS}, **guarded
+        "/api/documents", response_model=None, responses={200: {"model": list[DocumentOut]}, **REFUSALS}
     )
     def documents() -> JSONResponse:
         """What is indexed, by name."""
@@ -349,7 +210,7 @@ def create_api(backend: Backend, password: str | None = None, limiter: LoginLimi
 
         return JSONResponse(api_documents(backend))
 
-    @app.post("/api/documents", response_model=Added, responses=REFUSALS, **guarded)
+    @app.post("/api/documents", response_model=Added, responses=REFUSALS)
     def add(files: Annotated[list[UploadFile], File(description="the documents (.txt, .md, .html, .pdf)")]) -> Added:
         """Indexes the files as `uploads/<name>`, after the changes queued before them; questions
         are answered from the current version meanwhile."""
@@ -366,7 +227,7 @@ def create_api(backend: Backend, password: str | None = None, limiter: LoginLimi
             added, skipped = backend.add_files(paths)
         return Added(added=added, skipped=skipped)
 
-    @app.post("/api/documents/remove", response_model=Removed, responses=REFUSALS, **guarded)
+    @app.post("/api/documents/remove", response_model=Removed, responses=REFUSALS)
     def remove(request: RemoveRequest) -> Removed:
         """Takes documents out of the index, after the changes queued before it."""
         return Removed(removed=backend.remove(request.names))
@@ -377,17 +238,10 @@ def create_api(backend: Backend, password: str | None = None, limiter: LoginLimi
     async def cannot(request: Request, error: CiteError) -> JSONResponse:
         return JSONResponse({"error": backend.public_message(str(error))}, status_code=_status(error))
 
-    @app.exception_handler(NotLoggedIn)
-    async def unauthorised(request: Request, error: NotLoggedIn) -> JSONResponse:
-        return JSONResponse(
-            {"error": f"Log in: HTTP basic auth as user '{USER}' with the server's password."},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Basic realm="cite"'},
-        )
-
-    @app.exception_handler(TooManyLogins)
-    async def too_many(request: Request, error: TooManyLogins) -> JSONResponse:
-        return _too_many(error.wait)
+    @app.exception_handler(HTTPException)
+    async def http_refusal(request: Request, error: HTTPException) -> JSONResponse:
+        """FastAPI's own refusals (a body its parser rejects, an unknown route) in the API's shape."""
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def fault(request: Request, error: Exception) -> JSONResponse:
@@ -403,8 +257,12 @@ def _answer_json(backend: Backend, request: AskRequest) -> dict[str, Any]:
     return answer_json(backend.engine().ask(request.question, request.k, history=request.history or ()))
 
 
-def mount_ui(app: FastAPI, blocks: Any, password: str | None, css: str) -> Any:
-    """The Gradio UI at /, behind its login form when a password is set, both doors limited."""
+def mount_ui(app: FastAPI, blocks: Any, password: str | None, css: str, allowed_paths: list[str]) -> FastAPI:
+    """The Gradio UI at /, behind its login form when a password is set.
+
+    Args:
+        allowed_paths: folders of files the UI itself shows (the Eval tab's plots).
+    """
     import gradio as gr
 
     auth = (USER, password) if password else None
@@ -416,16 +274,24 @@ def mount_ui(app: FastAPI, blocks: Any, password: str | None, css: str) -> Any:
         path="",
         auth=auth,
         css=css,
-        show_error=True,
+        # Only gr.Error's messages (ours, written for users) reach a client: any other exception's
+        # text, such as Gradio's own refusal of a file path, may name the server's files.
+        show_error=False,
         footer_links=["api"],
         max_file_size=validate.MAX_UPLOAD_BYTES,
         ssr_mode=False,
+        allowed_paths=allowed_paths,
     )
+    # Gradio checks that an input file is one its upload stored only once the Blocks have
+    # "launched", which mounting never sets: without it, an input naming /any/file.txt was
+    # copied into its cache and indexed. ui.guard refuses such a call first; this keeps
+    # Gradio's own check on behind it.
+    blocks.has_launched = True
     for route in app.routes:  # Gradio's own FastAPI app, mounted at /
         if isinstance(getattr(route, "app", None), FastAPI):
             # Its default 422 echoes the input, and fails (a 500) on a NaN it cannot render back.
             route.app.add_exception_handler(RequestValidationError, _refused)
-    return Limits(app, app.state.limiter)
+    return app
 
 
 def arrow_on_system_malloc() -> None:

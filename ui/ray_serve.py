@@ -96,6 +96,7 @@ def serve_on_ray(
     password: str | None = None,
     reports: Path = REPORTS,
     serve_port: int = SERVE_PORT,
+    trust_proxy: bool = False,
 ) -> None:
     """Starts (or finds) `shards` shard actors for `root` on the cluster at `address`, Serve
     replicas for the HTTP API when `replicas` > 0, and the UI and JSON API here (as `ui.web.serve`
@@ -103,7 +104,8 @@ def serve_on_ray(
     import ray
     import uvicorn
 
-    from ui.web import server_app
+    from ui.guard import Door, is_loopback
+    from ui.web import server_app, uvicorn_options
 
     if shards < 1 or replicas < 0:
         raise CiteError(f"--shards must be at least 1 and --replicas at least 0 (got {shards}, {replicas}).")
@@ -116,9 +118,10 @@ def serve_on_ray(
     fewer = f" (shards hold whole segments, and the index has {shard_set.shards})" if shard_set.shards < shards else ""
     print(f"cite: {shard_set.shards} shard actor(s) serve {root}{fewer}; the UI runs here")
     try:
-        app = server_app(root, password, reports, backend=ShardedBackend(root, shard_set, reports))
+        door = Door(password, local_only=is_loopback(host), trust_proxy=trust_proxy)
+        app = server_app(root, door, reports, backend=ShardedBackend(root, shard_set, reports))
         print(f"cite: serving http://{host}:{port}/ (JSON API under /api, its schema at /openapi.json)", flush=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, **uvicorn_options(host, port, trust_proxy))
     finally:  # the shards and replicas live as long as the UI that started them
         if replicas:
             from ray import serve

@@ -1,12 +1,14 @@
 """HTML for the web UI: answers, sources, search results and whole documents.
 
 Everything from a document is escaped here, so a document's HTML or script is shown as
-text and never runs.
+text and never runs, and its Markdown (an image, a link) is shown as text and never
+makes the browser fetch anything.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -15,6 +17,14 @@ from core.text import normalise
 from core.types import Answer, Citation, Document, Hit
 
 _SCORE_NAMES = (("dense", "dense"), ("bm25", "BM25"), ("sentence", "sentence"), ("fused", "fused"))
+# Every ASCII punctuation character: CommonMark shows a backslash-escaped one as itself, so
+# nothing in the text can open an image, a link, an autolink (`http\://`), HTML or emphasis.
+_MARKDOWN_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as Markdown that renders as exactly that text (for a chat message)."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
 
 
 def scores_line(scores: dict[str, float], support: float | None = None) -> str:
@@ -68,9 +78,10 @@ def chat_message(answer: Answer) -> str:
         )
     unsupported = [c for c in answer.claims if not c.supported]
     notes = "".join(
-        f"\n\n⚠ *Not supported by its citation (support {c.support:.2f}):* {escape(c.text)}" for c in unsupported
+        f"\n\n⚠ *Not supported by its citation (support {c.support:.2f}):* {markdown_text(c.text)}"
+        for c in unsupported
     )
-    return f"{escape(answer.text or '')}\n\n<sub>confidence {answer.confidence:.2f}</sub>{notes}"
+    return f"{markdown_text(answer.text or '')}\n\n<sub>confidence {answer.confidence:.2f}</sub>{notes}"
 
 
 def sources_panel(answer: Answer | None) -> str:

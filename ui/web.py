@@ -30,6 +30,7 @@ from eval.report import REPORTS
 from indexer.loaders import DOCUMENT_SUFFIXES
 from ui import render, validate
 from ui.backend import DOCUMENT_COLUMNS, Backend
+from ui.guard import Door, Guard, is_loopback
 
 log = logging.getLogger(__name__)
 SERVER_FAULT = "Something went wrong on the server (its log has the details); try again."
@@ -247,7 +248,8 @@ def add_files(backend: Backend, paths: list[str] | None, progress: Any = gr.Prog
         progress(done / max(total, 1), desc=f"Embedding {done}/{total}")
 
     changed, problems = backend.add_files(paths, report, _queue_status(progress))
-    lines = [f"✓ Indexed {name}" for name in changed] + [f"⚠ Skipped {p}" for p in problems]
+    lines = [f"✓ Indexed {render.markdown_text(name)}" for name in changed]
+    lines += [f"⚠ Skipped {render.markdown_text(problem)}" for problem in problems]
     return {"status": "\n\n".join(lines), **_document_list(backend), "files": None}
 
 
@@ -256,7 +258,8 @@ def remove_documents(backend: Backend, selected: list[str] | None, progress: Any
     """Documents tab: takes the selected documents out of the index, in the writers' queue."""
     validate.document_names(selected)
     removed = backend.remove(selected, _queue_status(progress))
-    return {"status": "\n\n".join(f"✓ Removed {name}" for name in removed), **_document_list(backend)}
+    lines = [f"✓ Removed {render.markdown_text(name)}" for name in removed]
+    return {"status": "\n\n".join(lines), **_document_list(backend)}
 
 
 def _queue_status(progress: Any) -> Callable[[str], None]:
@@ -317,7 +320,8 @@ def _ask_tab(backend: Backend) -> None:
     answer_state = gr.State(None)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            chat = gr.Chatbot(label="Chat", height=460, elem_id="chat", buttons=["copy"])
+            # No LaTeX: a document's "$...$" is text, shown as written.
+            chat = gr.Chatbot(label="Chat", height=460, elem_id="chat", buttons=["copy"], latex_delimiters=[])
             ask_error = gr.Markdown(visible=False, elem_id="ask-error", elem_classes=["error"])
             with gr.Row():
                 question = gr.Textbox(
@@ -461,19 +465,39 @@ def serve(
     port: int = 7860,
     password: str | None = None,
     reports: Path = REPORTS,
+    trust_proxy: bool = False,
 ) -> None:
     """Serves the UI at / and the JSON API at /api over the index at `root` (both behind
-    `password`, as user `cite`, when one is given); the Eval tab writes its reports to `reports`."""
+    `password`, as user `cite`, when one is given); the Eval tab writes its reports to `reports`.
+
+    Args:
+        trust_proxy: behind a reverse proxy: the client's address from X-Forwarded-For (the
+            failed-login limit counts by it) and its host from X-Forwarded-Host. Off, those
+            headers are ignored, so a client cannot pose as many to guess more passwords.
+    """
     import uvicorn
 
     print(f"cite: serving http://{host}:{port}/ (JSON API under /api, its schema at /openapi.json)", flush=True)
-    uvicorn.run(server_app(root, password, reports), host=host, port=port, log_level="warning")
+    door = Door(password, local_only=is_loopback(host), trust_proxy=trust_proxy)
+    uvicorn.run(server_app(root, door, reports), **uvicorn_options(host, port, trust_proxy))
 
 
-def server_app(root: Path, password: str | None = None, reports: Path = REPORTS, backend: Backend | None = None) -> Any:
-    """The ASGI app `serve` runs: the JSON API, with the Gradio UI mounted beside it."""
+def uvicorn_options(host: str, port: int, trust_proxy: bool) -> dict[str, Any]:
+    """uvicorn's settings for `serve`: forwarded-for headers read only when the user trusts a proxy."""
+    return {"host": host, "port": port, "log_level": "warning", "proxy_headers": trust_proxy}
+
+
+def server_app(
+    root: Path, door: Door | str | None = None, reports: Path = REPORTS, backend: Backend | None = None
+) -> Any:
+    """The ASGI app `serve` runs: the JSON API with the Gradio UI mounted beside it, behind `ui.guard`.
+
+    Args:
+        door: who may come in; a string is a password (any host, no proxy).
+    """
     from ui.api import create_api, mount_ui
 
+    door = door if isinstance(door, Door) else Door(door)
     backend = backend or Backend(root, reports=reports)
     try:
         backend.engine()  # load models before the first visitor, and fail loudly on a broken index
@@ -481,4 +505,6 @@ def server_app(root: Path, password: str | None = None, reports: Path = REPORTS,
         pass  # the page says how to add documents
     blocks = build_app(backend)
     blocks.queue(default_concurrency_limit=4)
-    return mount_ui(create_api(backend, password), blocks, password, CSS)
+    app = mount_ui(create_api(backend), blocks, door.password, CSS, allowed_paths=[str(backend.reports)])
+    return Guard(app, door)
+

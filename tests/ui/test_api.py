@@ -12,7 +12,7 @@ from core.serialize import answer_json, hits_json
 from indexer.build import build_index
 from indexer.loaders import load_paths
 from tests.ui.conftest import CASPIAN
-from ui import api
+from ui import api, guard
 from ui.backend import Backend
 from ui.web import server_app
 
@@ -112,7 +112,7 @@ def test_bodies_that_are_not_objects_or_too_big(shared):
         "error": "The request body is not valid JSON."
     }
     assert client.post("/api/search", json=[CASPIAN]).status_code == 422
-    huge = b'{"question": "' + b"x" * (api.MAX_JSON_BYTES + 1) + b'"}'
+    huge = b'{"question": "' + b"x" * (guard.MAX_JSON_BYTES + 1) + b'"}'
     refused = client.post("/api/ask", content=huge, headers={"content-type": "application/json"})
     assert refused.status_code == 413 and "over the 8 MB" in refused.json()["error"]
 
@@ -191,7 +191,7 @@ def test_a_password_guards_both_apis_and_failed_logins_are_limited(backend, capl
         assert client.post("/login", data={"username": "cite", "password": PASSWORD}).json() == {"success": True}
         assert gradio_call(client, "documents", [])[0] == "complete"  # the login's cookie
         client.cookies.clear()
-        for _ in range(api.LOGIN_FAILURES - 1):
+        for _ in range(guard.LOGIN_FAILURES - 1):
             assert client.post("/login", data={"username": "cite", "password": PASSWORD + "x"}).status_code == 400
         assert client.get("/api/documents", auth=("cite", "guess")).status_code == 401  # one counter, both doors
         locked = client.post("/login", data={"username": "cite", "password": PASSWORD})
@@ -200,15 +200,6 @@ def test_a_password_guards_both_apis_and_failed_logins_are_limited(backend, capl
         assert client.get("/api/documents", auth=("cite", PASSWORD)).status_code == 429
     logged = caplog.text + "".join(capfd.readouterr())
     assert PASSWORD not in logged and PASSWORD.replace(" ", "+") not in logged
-
-
-def test_the_limiter_forgets_failures_after_its_window():
-    limiter = api.LoginLimiter(failures=2, window=10)
-    limiter.failed("a", now=0)
-    assert limiter.wait("a", now=1) == 0
-    limiter.failed("a", now=1)
-    assert limiter.wait("a", now=2) == 8 and limiter.wait("b", now=2) == 0
-    assert limiter.wait("a", now=10.5) == 0  # the first failure is a window old
 
 
 def test_messages_for_remote_clients_name_no_server_folder(backend):

@@ -18,6 +18,7 @@ from indexer.loaders import load_paths
 from tests.ui.conftest import CASPIAN
 from ui import web
 from ui.backend import Backend
+from ui.render import markdown_text
 
 
 def shown(update) -> str:
@@ -32,7 +33,7 @@ def test_an_answer_fills_the_chat_sources_and_the_cited_document(backend):
     answer = backend.engine().ask(CASPIAN, history=["Tell me about bees."])
     assert out["answer"] == answer_json(answer) and out["answer"]["citations"][0]["doc"] == "rivers.md"
     assert out["chat"][:2] == earlier and out["chat"][2] == {"role": "user", "content": CASPIAN}
-    assert out["chat"][3]["role"] == "assistant" and "[1]" in out["chat"][3]["content"]
+    assert out["chat"][3]["role"] == "assistant" and "\\[1\\]" in out["chat"][3]["content"]
     assert out["question"] == "" and out["error"]["visible"] is False
     assert out["citation_pick"]["choices"] == [("[1] rivers.md · 10–84", "1")] and out["citation_pick"]["value"] == "1"
     assert '<span class="marker">[1]</span> rivers.md' in out["sources"]
@@ -96,14 +97,14 @@ def test_uploads_are_indexed_listed_and_removed(backend, tmp_path):
     junk = tmp_path / "junk.txt"
     junk.write_bytes(b"\x00\x01\x02 binary")
     out = web.add_files(backend, [str(notes), str(junk)])
-    assert out["status"].startswith("✓ Indexed uploads/owls.txt\n\n⚠ Skipped junk.txt: looks binary")
+    assert out["status"].startswith(markdown_text("✓ Indexed uploads/owls.txt\n\n⚠ Skipped junk.txt: looks binary"))
     assert [row[0] for row in out["table"]] == ["bees.txt", "rivers.md", "uploads/owls.txt"]
     assert out["table"][2][5] == "upload" and out["files"] is None
     assert out["names"]["choices"] == ["bees.txt", "rivers.md", "uploads/owls.txt"] and out["names"]["value"] == []
     assert web.respond(backend, "What do owls swallow?", [])["answer"]["citations"][0]["doc"] == "uploads/owls.txt"
 
     removed = web.remove_documents(backend, ["uploads/owls.txt"])
-    assert removed["status"] == "✓ Removed uploads/owls.txt"
+    assert removed["status"] == markdown_text("✓ Removed uploads/owls.txt")
     assert removed["names"]["choices"] == ["bees.txt", "rivers.md"] == [row[0] for row in removed["table"]]
     assert web.show_documents(backend)["names"] == {"__type__": "update", "choices": ["bees.txt", "rivers.md"]}
 
@@ -114,7 +115,7 @@ def test_nothing_chosen_or_nothing_usable_is_said_and_nothing_changes(backend, t
     junk = tmp_path / "junk.txt"
     junk.write_bytes(b"\x00\x01\x02 binary")
     out = web.add_files(backend, [str(junk)])
-    assert out["status"].startswith("⚠ Skipped junk.txt: looks binary")
+    assert out["status"].startswith(markdown_text("⚠ Skipped junk.txt: looks binary"))
     assert [row[0] for row in out["table"]] == ["bees.txt", "rivers.md"]
 
 
@@ -285,7 +286,7 @@ def test_the_documents_tab_shows_a_waiting_change_in_its_progress_bar(backend, t
         time.sleep(0.5)
     adding.join(30)
     assert "another program writing the index" in shown_progress[0] and shown_progress[-1].startswith("Embedding")
-    assert out["status"] == "✓ Indexed uploads/note.txt"
+    assert out["status"] == markdown_text("✓ Indexed uploads/note.txt")
 
 
 def test_a_pdf_citation_shows_its_page_as_an_image_beside_the_text(tmp_path, fake_embedder):

@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -255,3 +256,54 @@ def test_missing_index_is_explained_in_the_page(browser, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+class Beacon:
+    """An HTTP server on loopback that counts the requests a page makes to it."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        hits = self.hits = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_a_quoted_document_makes_the_browser_fetch_nothing(page, server):
+    """Issue #26, finding 5: Markdown in a document (an image, HTML, a bare URL) was rendered in
+    the chat when quoted, and the browser fetched the image: a beacon that a question was asked."""
+    import httpx
+
+    beacon = Beacon()
+    text = (
+        f"The lighthouse keeper is Ansel Brightwater ![portrait]({beacon.url}/markdown.png) who lives on "
+        f'<img src="{beacon.url}/html.png"> Gull Island [home]({beacon.url}/link) near {beacon.url}/bare today.'
+    )
+    added = httpx.post(f"{server}api/documents", files=[("files", ("keeper.txt", text.encode()))], timeout=120)
+    assert added.json()["added"] == ["uploads/keeper.txt"]
+    try:
+        ask(page, "Who is the lighthouse keeper of Gull Island?")
+        page.wait_for_selector("#source-1")
+        answer = page.locator("#chat .message").last
+        assert f"![portrait]({beacon.url}/markdown.png)" in answer.inner_text()
+        assert answer.locator("img").count() == 0 and answer.locator("a").count() == 0
+        shot(page, "11-markdown-shown-as-text")
+        page.wait_for_timeout(1000)  # an image the page did request would have arrived by now
+        assert beacon.hits == []
+    finally:
+        beacon.close()
+        httpx.post(f"{server}api/documents/remove", json={"names": ["uploads/keeper.txt"]}, timeout=120)
