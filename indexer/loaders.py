@@ -1,7 +1,10 @@
 """Files on disk -> Documents. Each unreadable file becomes a Skipped record, never a crash.
 
 The formats' readers live in indexer.formats; this module walks folders, checks sizes, names
-documents, and lets the HTML pages of one folder share what repeats on all of them (a site's menu)."""
+documents, and lets the HTML pages of one folder share what repeats on all of them (a site's menu).
+Every reader keeps to the `ReadLimits` given (indexer.formats.limits), so a hostile file is
+skipped with the limit it passed named; `indexer.isolated` runs all this in a worker process
+with a memory limit, for files from strangers."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from core.types import Document
 from indexer.formats import Extracted
+from indexer.formats.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits, size_text
 
 if TYPE_CHECKING:
     from indexer.formats.html import HtmlPage
@@ -22,7 +26,7 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 OFFICE_SUFFIXES = {".docx", ".pptx", ".odt", ".epub"}
 DOCUMENT_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | OFFICE_SUFFIXES | {".pdf"}
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_BYTES = DEFAULT_LIMITS.file_bytes
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,18 @@ class Loaded:
     notes: list[Note] = field(default_factory=list)
 
 
-def load_paths(paths: Iterable[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> Loaded:
+def load_paths(paths: Iterable[Path], max_bytes: int | None = None, limits: ReadLimits = DEFAULT_LIMITS) -> Loaded:
     """Reads files and folders (recursively). Doc names are relative to the folder given,
     or the file name for a file given directly. A `.jsonl` file named directly is a corpus of
-    `{"_id", "title", "text"}` records; in a folder scan .jsonl files are data, not documents."""
+    `{"_id", "title", "text"}` records; in a folder scan .jsonl files are data, not documents.
+
+    Args:
+        paths: files and folders.
+        max_bytes: the largest file read; None: `limits.file_bytes`.
+        limits: what reading one file may cost; a file past one is skipped with the limit named.
+    """
+    if max_bytes is not None:
+        limits = replace(limits, file_bytes=max_bytes)
     documents: list[Document] = []
     skipped: list[Skipped] = []
     notes: list[Note] = []
@@ -61,12 +73,12 @@ def load_paths(paths: Iterable[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> Loa
             continue
         base = path if path.is_dir() else path.parent
         files = [(file, file.relative_to(base).as_posix()) for file in _files_under(path, skipped)]
-        html = _html_by_folder(files, max_bytes, skipped)
+        html = _html_by_folder(files, limits, skipped)
         for file, name in files:
             if file.suffix.lower() in HTML_SUFFIXES and file not in html.pages:
                 continue  # already skipped, with its reason
             try:
-                read, messages = _read_file(file, name, max_bytes, html)
+                read, messages = _read_file(file, name, limits, html)
             except (OSError, ValueError) as error:
                 skipped.append(Skipped(name, str(error)))
                 continue
@@ -104,7 +116,7 @@ class _HtmlFolders:
     common: dict[Path, frozenset[str]] = field(default_factory=dict)  # by folder, from common_blocks
 
 
-def _html_by_folder(files: list[tuple[Path, str]], max_bytes: int, skipped: list[Skipped]) -> _HtmlFolders:
+def _html_by_folder(files: list[tuple[Path, str]], limits: ReadLimits, skipped: list[Skipped]) -> _HtmlFolders:
     from indexer.formats.html import common_blocks, parse_html
 
     found = _HtmlFolders()
@@ -113,7 +125,7 @@ def _html_by_folder(files: list[tuple[Path, str]], max_bytes: int, skipped: list
         if file.suffix.lower() not in HTML_SUFFIXES:
             continue
         try:
-            _check_size(file, max_bytes)
+            _check_size(file, limits.file_bytes)
             data = file.read_bytes()
             if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
                 _refuse_binary(data)
@@ -130,27 +142,28 @@ def _html_by_folder(files: list[tuple[Path, str]], max_bytes: int, skipped: list
 def _check_size(file: Path, max_bytes: int) -> None:
     size = file.stat().st_size
     if size > max_bytes:
-        raise ValueError(f"larger than the {max_bytes // (1024 * 1024)} MB limit ({size // (1024 * 1024)} MB)")
+        raise ValueError(f"larger than the {size_text(max_bytes)} limit ({size_text(size)})")
 
 
-def _read_file(file: Path, name: str, max_bytes: int, html: _HtmlFolders) -> tuple[list[Document], tuple[str, ...]]:
+def _read_file(file: Path, name: str, limits: ReadLimits, html: _HtmlFolders) -> tuple[list[Document], tuple[str, ...]]:
     """The file's documents (a .jsonl corpus holds many) and its reader's notes."""
     suffix = file.suffix.lower()
     if suffix not in DOCUMENT_SUFFIXES and suffix != ".jsonl":
         raise ValueError(
             f"unsupported file type '{suffix or file.name}'; cite reads {', '.join(sorted(DOCUMENT_SUFFIXES))}, .jsonl"
         )
-    _check_size(file, max_bytes)
+    _check_size(file, limits.file_bytes)
     if suffix == ".jsonl":
-        return list(_read_jsonl_records(file)), ()
-    extracted = _extract(file, suffix, html)
+        return list(_read_jsonl_records(file, limits)), ()
+    extracted = _extract(file, suffix, html, limits)
+    limits.check_text(len(extracted.text))  # the readers without a TextBuilder of their own
     if not extracted.text.strip():
         raise ValueError("empty: no text to index")
     document = Document(name, extracted.text, extracted.title, pages=extracted.pages, headings=extracted.headings)
     return [document], extracted.notes
 
 
-def _extract(file: Path, suffix: str, html: _HtmlFolders) -> Extracted:
+def _extract(file: Path, suffix: str, html: _HtmlFolders, limits: ReadLimits) -> Extracted:
     """The reader for the file's format (heavy libraries imported only when needed)."""
     if suffix in HTML_SUFFIXES:
         from indexer.formats.html import html_extract
@@ -159,23 +172,23 @@ def _extract(file: Path, suffix: str, html: _HtmlFolders) -> Extracted:
     if suffix == ".pdf":
         from indexer.formats.pdf import read_pdf
 
-        return read_pdf(file)
+        return read_pdf(file, limits=limits)
     if suffix == ".docx":
         from indexer.formats.office import read_docx
 
-        return read_docx(file)
+        return read_docx(file, limits=limits)
     if suffix == ".pptx":
         from indexer.formats.office import read_pptx
 
-        return read_pptx(file)
+        return read_pptx(file, limits=limits)
     if suffix == ".odt":
         from indexer.formats.office import read_odt
 
-        return read_odt(file)
+        return read_odt(file, limits=limits)
     if suffix == ".epub":
         from indexer.formats.epub import read_epub
 
-        return read_epub(file)
+        return read_epub(file, limits=limits)
     from indexer.formats.markdown import markdown_headings, rst_headings
 
     text = decode_text(file.read_bytes())
@@ -205,7 +218,7 @@ def _refuse_binary(data: bytes) -> None:
         raise ValueError("looks binary (contains NUL bytes), not a text document")
 
 
-def _read_jsonl_records(file: Path) -> Iterator[Document]:
+def _read_jsonl_records(file: Path, limits: ReadLimits) -> Iterator[Document]:
     with file.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -215,6 +228,10 @@ def _read_jsonl_records(file: Path) -> Iterator[Document]:
                 doc, text = str(record["_id"]), str(record["text"])
             except (ValueError, KeyError, TypeError):
                 raise ValueError(f'line {number} is not a {{"_id", "title", "text"}} record') from None
+            try:
+                limits.check_text(len(text))
+            except LimitExceeded as error:
+                raise LimitExceeded(f"line {number}: {error}") from None
             if text.strip():
                 yield Document(doc=doc, text=text, title=str(record.get("title") or ""))
 

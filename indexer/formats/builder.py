@@ -7,6 +7,7 @@ import re
 
 from core.types import Heading
 from indexer.formats import Extracted
+from indexer.formats.limits import ReadLimits
 
 _SPACES = re.compile(r"\s+")
 
@@ -14,9 +15,12 @@ _SPACES = re.compile(r"\s+")
 class TextBuilder:
     """Text made of paragraphs (separated by a blank line), lines (a line break within a
     paragraph) and headings (a paragraph of one line). Page starts are recorded lazily, at the
-    first block written after `new_page()`, so an empty page starts where the next one does."""
+    first block written after `new_page()`, so an empty page starts where the next one does.
+    Given `limits`, a block that takes the text past `text_chars` raises LimitExceeded, so a
+    reader stops as soon as a document is too long rather than after building all of it."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: ReadLimits | None = None) -> None:
+        self._limits = limits
         self._parts: list[str] = []
         self._size = 0
         self._headings: list[Heading] = []
@@ -52,6 +56,8 @@ class TextBuilder:
         """Appends `text` after `separator` (none before the first block); returns its offset."""
         if not text:
             return self._size
+        if self._limits is not None:
+            self._limits.check_text(self._size + len(separator) + len(text))
         if self._size:
             self._parts.append(separator)
             self._size += len(separator)

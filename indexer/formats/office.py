@@ -1,36 +1,41 @@
 """Office documents: .docx (python-docx; heading styles -> headings), .pptx (python-pptx; a
 slide is a page, its title a heading) and .odt (OpenDocument's content.xml; text:h -> headings).
-Tables of contents that a word processor generated are dropped."""
+Tables of contents that a word processor generated are dropped. Every member of a package is
+inflated within `ReadLimits` before python-docx or python-pptx, which read parts whole, see it."""
 
 from __future__ import annotations
 
 import re
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from indexer.formats import Extracted
+from indexer.formats.archive import Archive
 from indexer.formats.builder import TextBuilder
+from indexer.formats.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
 
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 _TOC_STYLE = re.compile(r"^(?:toc|contents)\s*(?:\d|heading)?$", re.IGNORECASE)
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
-_MAX_XML_BYTES = 256 * 1024 * 1024  # an unpacked content.xml beyond this is a zip bomb, not a document
 
 
-def read_docx(file: Path) -> Extracted:
+def read_docx(file: Path, limits: ReadLimits = DEFAULT_LIMITS) -> Extracted:
     """Paragraphs and tables in document order; "Heading N" styles (and "Title") are headings.
 
     Raises:
+        LimitExceeded: a part inflates, or the text grows, past `limits`.
         ValueError: not a readable .docx file.
     """
     import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    try:
-        document = docx.Document(str(file))
-        builder = TextBuilder()
+    with _checked_package(file, ".docx", limits) as handle, _damaged_as_unreadable(".docx"):
+        document = docx.Document(handle)
+        builder = TextBuilder(limits)
         title = ""
         for child in document.element.body.iterchildren():
             tag = child.tag.rsplit("}", 1)[-1]
@@ -57,10 +62,6 @@ def read_docx(file: Path) -> Extracted:
                 for inner in child.iter("{*}p"):
                     builder.paragraph(Paragraph(inner, document).text)
         title = (document.core_properties.title or "").strip() or title
-    except OSError:
-        raise  # the file itself could not be read: the loader reports that as it is
-    except Exception as error:  # noqa: BLE001 - python-docx raises many kinds on a damaged package
-        raise ValueError(f"not a readable .docx file ({type(error).__name__}: {error})") from None
     return builder.build(title)
 
 
@@ -100,18 +101,52 @@ def _table_rows(table) -> Iterator[str]:
             yield " \t ".join(cells)
 
 
-def read_pptx(file: Path) -> Extracted:
+@contextmanager
+def _checked_package(file: Path, kind: str, limits: ReadLimits) -> Iterator[BinaryIO]:
+    """The open file, once every member of its zip package has been inflated within `limits`:
+    python-docx and python-pptx read each part whole, so they are handed only a package known to
+    fit. The same open file is checked and read, so what was checked is what is parsed.
+
+    Raises:
+        LimitExceeded: a member, or all of them, inflate past `limits`.
+        ValueError: not a zip package.
+    """
+    with file.open("rb") as handle:
+        try:
+            with zipfile.ZipFile(handle) as package:
+                Archive(package, limits).check_all()
+        except zipfile.BadZipFile as error:
+            raise ValueError(f"not a readable {kind} file ({error})") from None
+        handle.seek(0)
+        yield handle
+
+
+@contextmanager
+def _damaged_as_unreadable(kind: str) -> Iterator[None]:
+    """python-docx and python-pptx raise many kinds of error on a damaged package: each becomes a
+    ValueError saying so. A file that could not be read, memory running out, or a limit passed
+    go through as they are: the loader reports those in their own words."""
+    try:
+        yield
+    except (OSError, MemoryError, LimitExceeded):
+        raise
+    except Exception as error:  # noqa: BLE001 - the libraries' error kinds are not documented
+        raise ValueError(f"not a readable {kind} file ({type(error).__name__}: {error})") from None
+
+
+def read_pptx(file: Path, limits: ReadLimits = DEFAULT_LIMITS) -> Extracted:
     """Each slide a page: its title as a heading, then its text frames and tables top to bottom,
     then the speaker's notes.
 
     Raises:
+        LimitExceeded: a part inflates, or the text grows, past `limits`.
         ValueError: not a readable .pptx file.
     """
     from pptx import Presentation
 
-    try:
-        presentation = Presentation(str(file))
-        builder = TextBuilder()
+    with _checked_package(file, ".pptx", limits) as handle, _damaged_as_unreadable(".pptx"):
+        presentation = Presentation(handle)
+        builder = TextBuilder(limits)
         for slide in presentation.slides:
             builder.new_page()
             title_shape = slide.shapes.title
@@ -132,10 +167,6 @@ def read_pptx(file: Path) -> Extracted:
             if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
                 builder.paragraph(slide.notes_slide.notes_text_frame.text)
         title = (presentation.core_properties.title or "").strip()
-    except OSError:
-        raise
-    except Exception as error:  # noqa: BLE001 - python-pptx raises many kinds on a damaged package
-        raise ValueError(f"not a readable .pptx file ({type(error).__name__}: {error})") from None
     return builder.build(title)
 
 
@@ -165,20 +196,22 @@ _ODF_OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
 _DC = "http://purl.org/dc/elements/1.1/"
 
 
-def read_odt(file: Path) -> Extracted:
+def read_odt(file: Path, limits: ReadLimits = DEFAULT_LIMITS) -> Extracted:
     """An OpenDocument text: text:h are headings (text:outline-level their level), text:p and
     list items paragraphs, table rows one paragraph each; generated contents and indexes dropped,
     footnotes after the paragraph that cites them.
 
     Raises:
+        LimitExceeded: content.xml inflates, or the text grows, past `limits`.
         ValueError: not a readable .odt file.
     """
     from lxml import etree
 
     try:
         with zipfile.ZipFile(file) as package:
-            content = _member(package, "content.xml")
-            meta = _member(package, "meta.xml") if "meta.xml" in package.namelist() else b""
+            archive = Archive(package, limits)
+            content = archive.read("content.xml")
+            meta = archive.read("meta.xml") if "meta.xml" in package.namelist() else b""
         parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
         root = etree.fromstring(content, parser)
         title = ""
@@ -190,15 +223,9 @@ def read_odt(file: Path) -> Extracted:
     body = root.find(f"{{{_ODF_OFFICE}}}body/{{{_ODF_OFFICE}}}text")
     if body is None:
         raise ValueError("not a readable .odt file (no office:text body; is it a spreadsheet or a drawing?)")
-    builder = TextBuilder()
+    builder = TextBuilder(limits)
     _odf_blocks(body, builder)
     return builder.build(title)
-
-
-def _member(package: zipfile.ZipFile, name: str) -> bytes:
-    if package.getinfo(name).file_size > _MAX_XML_BYTES:
-        raise ValueError(f"{name} unpacks to more than {_MAX_XML_BYTES // (1024 * 1024)} MB")
-    return package.read(name)
 
 
 _SKIPPED_ODF = {f"{{{_ODF_TEXT}}}{name}" for name in ("table-of-content", "alphabetical-index", "illustration-index",

@@ -8,7 +8,9 @@ import ctypes
 import functools
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.formats import Extracted
@@ -26,6 +28,7 @@ from indexer.formats.layout import (
     reference_pages,
     size_headings,
 )
+from indexer.formats.limits import DEFAULT_LIMITS, ReadLimits
 
 # pdfium writes U+FFFE where a word was hyphenated at a line end, and joins the two lines;
 # writing "-\n" back gives the form core.text.normalise joins ("secu-\nrity" -> "security").
@@ -35,34 +38,49 @@ _OCR_DPI = 300
 # A page with an image and hardly any text (none, or a stamped page number) is a scan.
 _SCAN_MAX_CHARS = 20
 _MIN_OUTLINE_MATCH = 0.5  # below this share of outline entries found, font sizes find headings
-# PDFium is not thread-safe, and the UI renders pages while uploads are read: one caller at a time.
+# PDFium is not thread-safe: one caller at a time in a process. The server reads uploads in a
+# worker process (indexer.isolated), so there this lock only orders the pages it renders to show.
 _PDFIUM_LOCK = threading.RLock()
 _JUNK_TITLE = re.compile(r"^(?:untitled|microsoft word - .*|document\d*|\s*)$", re.IGNORECASE)
 
 
-def read_pdf(file: Path, ocr: Callable | None = None) -> Extracted:
+def read_pdf(file: Path, ocr: Callable | None = None, limits: ReadLimits = DEFAULT_LIMITS) -> Extracted:
     """Reads a PDF; `ocr(image, scale) -> list[Line]` reads pages without a text layer, rendered
-    at `scale` pixels per point (default: tesseract when installed).
+    at `scale` pixels per point (default: tesseract when installed). Pages are rendered within
+    `limits.page_pixels`, and OCR stops at `limits.ocr_pages` or `limits.ocr_seconds` (the pages
+    left are named in a note).
 
     Raises:
+        LimitExceeded: more pages than `limits.pdf_pages` (known before any page is read), or
+            text past `limits.text_chars`.
         ValueError: the file is not a readable PDF, is encrypted, or has no text at all.
     """
     reader = ocr or _default_ocr()
     with _PDFIUM_LOCK:
         document = _open(file)
         try:
-            pages, scanned, failed = _read_lines(document, reader)
+            limits.check_pages(len(document))
+            read = _read_lines(document, reader, limits)
             outline = _outline(document)
             title = _metadata_title(document)
         finally:
             document.close()
+    pages, scanned, failed = read.pages, read.scanned, read.failed
     notes: tuple[str, ...] = ()
     if scanned and reader is None:
         notes = (f"{len(scanned)} of {len(pages)} pages have no text layer and were not read (install tesseract-ocr)",)
-    elif len(scanned) > len(failed):
-        notes = (f"{len(scanned) - len(failed)} of {len(pages)} pages read by OCR",)
+    elif by_ocr := len(scanned) - len(failed) - len(read.unread):
+        notes = (f"{by_ocr} of {len(pages)} pages read by OCR",)
+    if read.unread:
+        notes += (f"{len(read.unread)} of {len(pages)} pages not read by OCR: past {read.unread_why}",)
+    if read.reduced:
+        pages_at = "1 page" if read.reduced == 1 else f"{read.reduced} pages"
+        notes += (
+            f"{pages_at} read by OCR at under {_OCR_DPI} DPI (down to {read.lowest_dpi:.0f}), within the "
+            f"{limits.page_pixels:,}-pixel limit on a rendered page",
+        )
     notes += tuple(f"page {n}: {reason}" for n, reason in failed)
-    extracted = assemble(pages, outline, title, notes)
+    extracted = _assemble(pages, outline, title, notes, None, limits)
     if not extracted.text.strip():
         if scanned and reader is None:
             raise ValueError("a scanned PDF without a text layer; install tesseract-ocr to read it by OCR")
@@ -87,39 +105,71 @@ def _open(file: Path):
         raise ValueError(f"not a readable PDF ({error})") from None
 
 
-def _read_lines(document, reader: Callable | None) -> tuple[list[list[Line]], list[int], list[tuple[int, str]]]:
-    """Every page's lines; the pages that had no text layer (read by `reader` if given; a scan's
-    few printed characters, such as a stamped page number, are read again by OCR); and the
-    pages (1-based) OCR failed on, with why."""
-    pages: list[list[Line]] = []
-    scanned: list[int] = []
-    failed: list[tuple[int, str]] = []
+@dataclass
+class _Read:
+    """A PDF's pages as lines, and what OCR made of the pages without a text layer."""
+
+    pages: list[list[Line]] = field(default_factory=list)
+    scanned: list[int] = field(default_factory=list)  # pages (0-based) without a text layer
+    failed: list[tuple[int, str]] = field(default_factory=list)  # pages (1-based) OCR failed on, and why
+    unread: list[int] = field(default_factory=list)  # scanned pages (0-based) left out past an OCR limit
+    unread_why: str = ""  # the limit that left them out
+    reduced: int = 0  # pages rendered under _OCR_DPI to stay within the pixel limit
+    lowest_dpi: float = _OCR_DPI
+
+
+def _read_lines(document, reader: Callable | None, limits: ReadLimits) -> _Read:
+    """Every page's lines. Pages without a text layer are read by `reader` if given (a scan's
+    few printed characters, such as a stamped page number, are read again by OCR) until
+    `limits.ocr_pages` pages or `limits.ocr_seconds` have gone to OCR."""
+    read = _Read()
+    ocr_pages, ocr_seconds = 0, 0.0
     for index in range(len(document)):
         page = document[index]
         lines = page_lines(page)
         if sum(len(line.text) for line in lines) < _SCAN_MAX_CHARS and _has_images(page):
-            scanned.append(index)
-            if reader is not None:
-                scale = _OCR_DPI / 72
+            read.scanned.append(index)
+            if reader is None:
+                pass
+            elif why := read.unread_why or _ocr_limit(limits, ocr_pages, ocr_seconds):
+                read.unread_why = why
+                read.unread.append(index)  # once a limit is reached, the rest are left out
+            else:
+                started = time.monotonic()
+                scale = limits.render_scale(page.get_width(), page.get_height(), _OCR_DPI / 72)
+                if scale < _OCR_DPI / 72:
+                    read.reduced += 1
+                    read.lowest_dpi = min(read.lowest_dpi, scale * 72)
                 try:
                     lines = reader(page.render(scale=scale).to_pil(), scale) or lines
                 except ValueError as error:  # one unreadable scan does not cost the rest
-                    failed.append((index + 1, str(error)))
-        pages.append(lines)
-    return pages, scanned, failed
+                    read.failed.append((index + 1, str(error)))
+                ocr_pages += 1
+                ocr_seconds += time.monotonic() - started
+        read.pages.append(lines)
+    return read
+
+
+def _ocr_limit(limits: ReadLimits, pages: int, seconds: float) -> str:
+    """The OCR limit reached once `pages` pages took `seconds`, in words; "" while none is."""
+    if pages >= limits.ocr_pages:
+        return f"the {limits.ocr_pages:,}-page limit on OCR in a document"
+    if seconds >= limits.ocr_seconds:
+        return f"the {limits.ocr_seconds:,g}-second limit on OCR in a document"
+    return ""
 
 
 def assemble(
     pages: Sequence[Sequence[Line]], outline: Sequence[OutlineItem] = (), title: str = "", notes: tuple[str, ...] = ()
 ) -> Extracted:
     """The document's text from its pages' lines, without furniture, contents and index pages."""
-    return _assemble(pages, outline, title, notes, None)
+    return _assemble(pages, outline, title, notes, None, None)
 
 
 Trace = list[tuple[int, int, tuple[int, ...]]]  # (offset in text, page index, source char of each char)
 
 
-def _assemble(pages, outline, title, notes, trace: Trace | None) -> Extracted:
+def _assemble(pages, outline, title, notes, trace: Trace | None, limits: ReadLimits | None) -> Extracted:
     drop = furniture(pages)
     references = reference_pages(pages, drop)
     for p, lines in enumerate(pages):
@@ -132,7 +182,7 @@ def _assemble(pages, outline, title, notes, trace: Trace | None) -> Extracted:
         headings = by_size
     else:
         headings = deeper_headings(pages, headings, by_size)
-    builder = TextBuilder()
+    builder = TextBuilder(limits)
     for p, lines in enumerate(pages):
         builder.new_page()
         _write_page(builder, p, lines, drop, headings, trace)
@@ -281,20 +331,30 @@ def _metadata_title(document) -> str:
     return "" if _JUNK_TITLE.match(title) else title
 
 
-def page_image(file: Path, page: int, span: tuple[int, int] | None = None, text: str | None = None, scale: float = 2.0):
+def page_image(
+    file: Path,
+    page: int,
+    span: tuple[int, int] | None = None,
+    text: str | None = None,
+    scale: float = 2.0,
+    limits: ReadLimits = DEFAULT_LIMITS,
+):
     """Page `page` (1-based) of a PDF as a PIL image, the characters of `span` (offsets into the
     text `read_pdf` gives, i.e. Document.text) highlighted. The page is read again the same way
-    to find each character's box; given `text`, no highlight is drawn unless the file still
-    reads as that text (it changed since it was indexed).
+    (within the same `limits`) to find each character's box; given `text`, no highlight is drawn
+    unless the file still reads as that text (it changed since it was indexed). `scale` is
+    lowered where the page would render past `limits.page_pixels`.
 
     Raises:
         ValueError: not a readable PDF, or no such page.
     """
     with _PDFIUM_LOCK:
-        return _page_image(file, page, span, text, scale)
+        return _page_image(file, page, span, text, scale, limits)
 
 
-def _page_image(file: Path, page: int, span: tuple[int, int] | None, text: str | None, scale: float):
+def _page_image(
+    file: Path, page: int, span: tuple[int, int] | None, text: str | None, scale: float, limits: ReadLimits
+):
     from PIL import Image, ImageDraw
 
     document = _open(file)
@@ -302,10 +362,11 @@ def _page_image(file: Path, page: int, span: tuple[int, int] | None, text: str |
         if not 1 <= page <= len(document):
             raise ValueError(f"no page {page}: the PDF has {len(document)} pages")
         pdf_page = document[page - 1]
+        scale = limits.render_scale(pdf_page.get_width(), pdf_page.get_height(), scale)
         image = pdf_page.render(scale=scale).to_pil().convert("RGBA")
         if span is None:
             return image.convert("RGB")
-        boxes = _span_boxes(file, document, page - 1, span, text)
+        boxes = _span_boxes(file, document, page - 1, span, text, limits)
         overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
         draw = ImageDraw.Draw(overlay)
         height = pdf_page.get_height()
@@ -318,24 +379,27 @@ def _page_image(file: Path, page: int, span: tuple[int, int] | None, text: str |
 
 
 @functools.lru_cache(maxsize=4)
-def _traced(path: str, mtime_ns: int, size: int) -> tuple[str, Trace]:
+def _traced(path: str, mtime_ns: int, size: int, limits: ReadLimits) -> tuple[str, Trace]:
     """A file's text and where each of its characters came from (cached: a reader looking at
     one document's pages one after another pays for reading it once)."""
     document = _open(Path(path))
     try:
-        pages, _, _ = _read_lines(document, _default_ocr())
+        limits.check_pages(len(document))
+        pages = _read_lines(document, _default_ocr(), limits).pages
         trace: Trace = []
-        return _assemble(pages, _outline(document), "", (), trace).text, trace
+        return _assemble(pages, _outline(document), "", (), trace, limits).text, trace
     finally:
         document.close()
 
 
-def _span_boxes(file: Path, document, index: int, span: tuple[int, int], text: str | None) -> list[tuple[float, ...]]:
+def _span_boxes(
+    file: Path, document, index: int, span: tuple[int, int], text: str | None, limits: ReadLimits
+) -> list[tuple[float, ...]]:
     """One box per line of the span on page `index`: the union of its characters' boxes."""
     import pypdfium2.raw as raw
 
     stat = file.stat()
-    read, trace = _traced(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    read, trace = _traced(str(file.resolve()), stat.st_mtime_ns, stat.st_size, limits)
     if text is not None and read != text:
         return []
     start, end = span
