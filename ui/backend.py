@@ -22,7 +22,7 @@ from core.store import current_version, read_manifest
 from core.types import Document
 from eval.report import REPORTS
 from indexer.build import build_index
-from indexer.loaders import load_paths
+from indexer.isolated import load_isolated
 from retriever.engine import Engine
 from retriever.generate import chat_model_from_env
 from ui import validate
@@ -173,7 +173,8 @@ class Backend:
         """Indexes uploaded files as `uploads/<name>`, after the changes queued before it.
 
         Questions keep being answered from the current version meanwhile (the engine swaps
-        the new one in when it is complete).
+        the new one in when it is complete). Each file is read in a worker process with a
+        memory and a time limit (indexer.isolated), so a hostile file costs only that worker.
 
         Returns:
             (the documents added or changed, the problems with the files that were skipped).
@@ -184,7 +185,7 @@ class Backend:
         checked = validate.uploads(list(map(str, paths)))
         problems, documents = [], []
         for upload in checked:
-            loaded = load_paths([upload.path])
+            loaded = load_isolated([upload.path])  # one worker a file: a bad one costs no other
             problems += [f"{upload.name}: {s.reason}" for s in loaded.skipped]
             documents += [as_upload(d) for d in loaded.documents]
         if not documents:
