@@ -1,5 +1,7 @@
 """Readers of file formats. Each turns one file into an `Extracted` record, or raises
-ValueError with a reason a user can act on (a corrupt file is a Skipped record, never a crash)."""
+ValueError with a reason a user can act on (a corrupt file is a Skipped record, never a crash).
+Each keeps to the `ReadLimits` it is given (limits.py), refusing with LimitExceeded, a
+ValueError that names the limit; zip packages are read through archive.py."""
 
 from __future__ import annotations
 
