@@ -16,15 +16,28 @@ from core.store import StoredIndex, incompatibility, read_index
 from core.types import Hit
 from retriever.fusion import convex_fusion, reciprocal_rank_fusion
 
-MAX_QUESTION_CHARS = 2000
+MAX_QUESTION_CHARS = 2000  # a question to answer (`ask`)
+# A search query may be a pasted paragraph (a citation lookup) or a whole argument: ArguAna's
+# test queries run to 5,500 characters. The dense model reads only its first 256 word pieces;
+# BM25 scores every word (with `long_query_bm25_k1`), as `cite eval --beir` does.
+MAX_QUERY_CHARS = 20_000
 
 
-def check_question(question: str) -> str:
-    """The question, stripped of control characters and outer space; BadQuestion if empty."""
+def check_question(question: str, limit: int = MAX_QUESTION_CHARS) -> str:
+    """The question, stripped of control characters and outer space, cut at `limit` characters.
+
+    Raises:
+        BadQuestion: when nothing is left.
+    """
     cleaned = "".join(ch if ch.isprintable() else " " for ch in question).strip()
     if not cleaned:
         raise BadQuestion("The question is empty; type what you want to find in the documents.")
-    return cleaned[:MAX_QUESTION_CHARS]
+    return cleaned[:limit]
+
+
+def check_query(query: str) -> str:
+    """`check_question` for a search query: cut at MAX_QUERY_CHARS instead."""
+    return check_question(query, MAX_QUERY_CHARS)
 
 
 def load_index(root: Path, embedder: Embedder) -> StoredIndex:

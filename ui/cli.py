@@ -1,4 +1,8 @@
-"""The `cite` command: parses arguments and delegates. Heavy imports happen per subcommand."""
+"""The `cite` command: parses arguments and delegates. Heavy imports happen per subcommand.
+
+Exit status: 0 done; 1 refused or failed (a one-line `cite: error:` on stderr); 3 a --batch run
+in which some lines were refused (each has its error line) and the others answered; 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from core.errors import BadQuestion, CiteError, DocumentError, IndexBusy
 from core.store import DEFAULT_INDEX, current_version
@@ -19,6 +24,10 @@ from core.store import DEFAULT_INDEX, current_version
 PROJECT_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 EVAL_INDEXES = Path(".cite/eval")
 SEED_EVAL_INDEX = EVAL_INDEXES / "seeds"  # the seed set's own index: evaluating never touches the user's
+BATCH_REFUSED = 3  # exit status: some --batch lines were refused, the others answered
+# A --batch line longer than this is refused unread: a search query is at most MAX_QUERY_CHARS
+# (20,000) characters, under 120,000 bytes even written as JSON \u escapes.
+MAX_BATCH_LINE_BYTES = 1 << 20
 
 
 def default_seeds() -> Path:
@@ -72,13 +81,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     index.set_defaults(run=_index)
 
-    for name, run, help_text in (
-        ("search", _search, "rank passages for a question (citation lookup)"),
-        ("ask", _ask, "answer a question with citations"),
+    for name, run, help_text, what in (
+        ("search", _search, "rank passages for a question (citation lookup)", "the question, or a passage to find"),
+        ("ask", _ask, "answer a question with citations", "the question"),
     ):
         command = sub.add_parser(name, help=help_text)
-        command.add_argument("question", nargs="?", help="the question (or use --batch)")
-        command.add_argument("--batch", type=Path, help='JSONL file of {"id", "question"} lines')
+        command.add_argument("question", nargs="?", help=f"{what} (or use --batch)")
+        command.add_argument(
+            "--batch",
+            type=Path,
+            help='JSONL file of {"id", "question"} lines, answered one JSON line each, in order, as they are made; '
+            'a bad line gets {"id", "line", "error"} in its place (on stderr without --json), the others still '
+            f"run, and the exit status is {BATCH_REFUSED}",
+        )
         command.add_argument("--k", type=_k, default=10, help="passages to return, 1 to 100 (default 10)")
         command.add_argument("--json", action="store_true", help="print JSON")
         command.add_argument("--ray", metavar="ADDRESS", help="query the index's shard actors on this Ray cluster")
@@ -128,6 +143,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument("--expose", action="store_true", help="allow a --host other than loopback (others can connect)")
+    serve.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        help="behind a reverse proxy: read the client's address from X-Forwarded-For (ignored otherwise)",
+    )
     serve.add_argument(
         "--password", default=os.environ.get("CITE_PASSWORD"), help="require login as user 'cite' ($CITE_PASSWORD)"
     )
@@ -229,38 +249,132 @@ def _progress_printer():
     return show
 
 
-def _questions(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
-    """(id, question) pairs from --batch, or the one question given."""
+@dataclass(frozen=True)
+class Line:
+    """One question to run, checked: the command line's (number None) or a --batch line's.
+    `error` says why a --batch line was refused instead (then `text` is empty)."""
+
+    number: int | None
+    qid: Any
+    text: str = ""
+    error: str | None = None
+
+
+def _questions(args: argparse.Namespace, check: Callable[[Any], str]) -> Iterator[Line]:
+    """The question given, checked by `check` (CiteError if it fails), or each --batch line as
+    it is read, checked on its own: one bad line is reported and the others still run."""
     if args.batch is None:
         if args.question is None:
             raise BadQuestion("Give a QUESTION or --batch FILE.jsonl.")
-        yield None, args.question
+        yield Line(None, None, check(args.question))
         return
+    if args.question is not None:
+        raise BadQuestion("Give a QUESTION or --batch FILE.jsonl, not both.")
     try:
-        lines = args.batch.read_text(encoding="utf-8").splitlines()
+        handle = args.batch.open("rb")
     except OSError as error:
         raise CiteError(f"Cannot read {args.batch}: {error.strerror}.") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    with handle:
+        for number, raw in enumerate(_raw_lines(handle), start=1):
+            if raw is not None and not raw.strip():
+                continue  # a blank line (the file's last newline, a gap) asks nothing
+            yield _batch_line(number, raw, check)
+
+
+def _raw_lines(handle: IO[bytes]) -> Iterator[bytes | None]:
+    """Each line without its line ending, read as it comes (a pipe streams); None for a line
+    over MAX_BATCH_LINE_BYTES, skipped without holding it in memory."""
+    while line := handle.readline(MAX_BATCH_LINE_BYTES + 1):
+        if len(line) > MAX_BATCH_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := handle.readline(MAX_BATCH_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield None
             continue
-        try:
-            record = json.loads(line)
-            yield record["id"], str(record["question"])
-        except (ValueError, KeyError, TypeError):
-            raise CiteError(f'{args.batch}:{number} is not a {{"id": ..., "question": ...}} line.') from None
+        yield line.rstrip(b"\r\n")
 
 
-def _checked(questions: Iterator[tuple[Any, str]]) -> list[tuple[Any, str]]:
-    """All questions read and checked before any model loads: bad input fails fast."""
-    from ui import validate
+def _batch_line(number: int, raw: bytes | None, check: Callable[[Any], str]) -> Line:
+    """A --batch line checked: its id and question, or why it cannot be run."""
+    shape = '{"id": ..., "question": ...}'
+    if raw is None:
+        return Line(number, None, error=f"the line is over {MAX_BATCH_LINE_BYTES:,} bytes; each is one {shape} object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return Line(number, None, error=f"the line is not UTF-8 text; each is one {shape} object")
+    try:
+        record = json.loads(text.removeprefix("\ufeff") if number == 1 else text)  # the BOM some editors write
+    except (ValueError, RecursionError) as error:  # RecursionError: brackets nested thousands deep
+        detail = f"{error.msg} at column {error.colno}" if isinstance(error, json.JSONDecodeError) else "unreadable"
+        return Line(number, None, error=f"the line is not JSON ({detail}); each is one {shape} object")
+    if not isinstance(record, dict):
+        return Line(number, None, error=f"the line is a JSON {_json_kind(record)}, not a {shape} object")
+    qid = record.get("id")
+    if qid is None:
+        return Line(number, None, error='the line has no "id"; give each line a string or whole-number id')
+    if isinstance(qid, bool) or not isinstance(qid, str | int):
+        return Line(number, None, error=f'the line\'s "id" is a JSON {_json_kind(qid)}, not a string or whole number')
+    if isinstance(qid, str) and not qid.isascii() and _has_surrogates(qid):  # it could not be written back out
+        return Line(number, None, error='the line\'s "id" holds a lone surrogate (\\ud800-\\udfff), not text')
+    if "question" not in record:
+        return Line(number, qid, error=f'the line has no "question"; each is one {shape} object')
+    try:
+        return Line(number, qid, check(record["question"]))
+    except CiteError as error:
+        return Line(number, qid, error=str(error))
 
-    checked = []
-    for qid, question in questions:
-        try:
-            checked.append((qid, validate.question(question)))
-        except CiteError as error:
-            raise type(error)(str(error) if qid is None else f"question {qid}: {error}") from None
-    return checked
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _json_kind(value: Any) -> str:
+    kinds = ((bool, "true/false"), (dict, "object"), (list, "array"), (str, "string"), (int | float, "number"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "null")
+
+
+def _each(args: argparse.Namespace, check: Callable[[Any], str], respond: Callable[[Any, str], Any]) -> int:
+    """Runs `respond(engine, text)` for each question and prints its reply as soon as it is made.
+
+    A reply is a JSON-able dict (printed as one line, with the --batch line's id) or text. The
+    engine (and its model) loads at the first good question, so bad input alone loads nothing.
+
+    Returns:
+        0, or BATCH_REFUSED when a --batch line was refused (the others were answered).
+    """
+    refused = total = 0
+    with ExitStack() as stack:
+        engine = None
+        for line in _questions(args, check):
+            total += 1
+            if line.error is not None:
+                refused += 1
+                message = " ".join(line.error.split())  # one line, whatever the message held
+                if args.json:
+                    _print_json({"id": line.qid, "line": line.number, "error": message})
+                else:
+                    print(f"cite: error: {args.batch}:{line.number}: {message}", file=sys.stderr)
+                continue
+            if engine is None:
+                engine = stack.enter_context(_engine(args))
+            reply = respond(engine, line.text)
+            if isinstance(reply, dict):
+                _print_json({"id": line.qid, **reply} if args.batch else reply)
+            else:
+                print(reply, flush=True)
+    if refused:
+        print(f"cite: {refused} of {total} lines in {args.batch} refused; {total - refused} answered.", file=sys.stderr)
+        return BATCH_REFUSED
+    return 0
+
+
+def _print_json(record: dict[str, Any]) -> None:
+    # flush: a reader of a long batch (a pipe) gets each answer when it is made, not at the end
+    print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
 def _k(text: str) -> int:
@@ -292,35 +406,30 @@ def _engine(args: argparse.Namespace) -> Iterator[Any]:
 
 def _search(args: argparse.Namespace) -> int:
     from core.serialize import hits_json
+    from ui import validate
     from ui.render import document_texts
 
-    questions = _checked(_questions(args))
-    with _engine(args) as engine:
-        for qid, question in questions:
-            snapshot = engine.snapshot()
-            hits = engine.search(question, args.k, snapshot=snapshot)
-            if args.batch or args.json:
-                out = {"hits": hits_json(hits)}
-                print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
-            else:
-                texts = document_texts(snapshot.index.documents, hits)
-                print(_format_hits(hits, texts) or "No passage matches.")
-    return 0
+    def respond(engine: Any, query: str) -> dict[str, Any] | str:
+        snapshot = engine.snapshot()
+        # Not engine.search: it cuts at MAX_QUESTION_CHARS, and validate.query has checked the
+        # query up to MAX_QUERY_CHARS. The same search `cite eval --beir` runs on its queries.
+        hits = engine.search_with_vector(query, engine.embedder.encode([query]), args.k, snapshot)
+        if args.batch or args.json:
+            return {"hits": hits_json(hits)}
+        return _format_hits(hits, document_texts(snapshot.index.documents, hits)) or "No passage matches."
+
+    return _each(args, validate.query, respond)
 
 
 def _ask(args: argparse.Namespace) -> int:
     from core.serialize import answer_json
+    from ui import validate
 
-    questions = _checked(_questions(args))
-    with _engine(args) as engine:
-        for qid, question in questions:
-            answer = engine.ask(question, args.k)
-            if args.batch or args.json:
-                out = answer_json(answer)
-                print(json.dumps({"id": qid, **out} if args.batch else out, ensure_ascii=False))
-            else:
-                print(format_answer(answer))
-    return 0
+    def respond(engine: Any, question: str) -> dict[str, Any] | str:
+        answer = engine.ask(question, args.k)
+        return answer_json(answer) if args.batch or args.json else format_answer(answer)
+
+    return _each(args, validate.question, respond)
 
 
 def _format_hits(hits: Any, texts: dict[str, str] | None = None) -> str:
@@ -435,9 +544,10 @@ def _eval_index(args: argparse.Namespace) -> Path:
 
 def _serve(args: argparse.Namespace) -> int:
     limit_malloc_arenas()  # first: it binds only threads that have not yet allocated
+    from ui.guard import is_loopback
     from ui.web import serve
 
-    if not _is_loopback(args.host) and not args.expose:
+    if not is_loopback(args.host) and not args.expose:
         raise CiteError(
             f"Refusing to listen on {args.host}: anyone who can reach it could read your documents. "
             "Add --expose (and --password) if that is what you want."
@@ -449,7 +559,12 @@ def _serve(args: argparse.Namespace) -> int:
 
         serve = serving_on(args.ray, args.shards, args.replicas)
     serve(
-        args.index, host=args.host, port=args.port, password=args.password or None, reports=args.report_dir or REPORTS
+        args.index,
+        host=args.host,
+        port=args.port,
+        password=args.password or None,
+        reports=args.report_dir or REPORTS,
+        trust_proxy=args.trust_proxy,
     )
     return 0
 
@@ -466,17 +581,6 @@ def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> None:
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
     except (OSError, AttributeError):  # not glibc: its allocator decides
         pass
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import CiteError
 from indexer.loaders import DEFAULT_MAX_BYTES, DOCUMENT_SUFFIXES
-from retriever.search import MAX_QUESTION_CHARS, check_question
+from retriever.search import MAX_QUERY_CHARS, MAX_QUESTION_CHARS, check_query, check_question
 
 K_MIN, K_MAX = 1, 100
 DEFAULT_K = 10
@@ -25,6 +25,7 @@ MAX_TURN_CHARS = 20_000  # one message; an assistant's answer with its sources f
 MAX_UPLOADS = 20  # files in one upload
 MAX_UPLOAD_BYTES = DEFAULT_MAX_BYTES  # the loader's own limit, refused before the file is read
 MAX_NAME_CHARS = 255  # a file name on every common file system
+MAX_NAME_BYTES = 255  # the same limit counted as ext4, XFS, Btrfs and APFS count it: UTF-8 bytes
 MAX_REMOVALS = 1000  # documents in one removal
 ROLES = ("user", "assistant", "system")
 
@@ -53,22 +54,39 @@ def k(value: Any) -> int:
 
 
 def question(value: Any) -> str:
-    """The question as the retriever will read it (control characters out, outer space stripped).
+    """A question to answer (`ask`), as the retriever will read it (control characters out,
+    outer space stripped).
 
     Raises:
         BadQuestion: when nothing is left.
         BadInput: when it is not text, or longer than MAX_QUESTION_CHARS once cleaned (the
             retriever would silently cut it there).
     """
-    if not isinstance(value, str):
-        raise BadInput(f"The question must be text, not {_shown(value)}.")
-    length = cleaned_length(value)
-    if length > MAX_QUESTION_CHARS:
-        raise BadInput(
-            f"The question is {length:,} characters long; ask in at most {MAX_QUESTION_CHARS:,} "
-            "(search for a phrase, not a whole document)."
-        )
+    advice = f"ask in at most {MAX_QUESTION_CHARS:,} (to find where a passage comes from, search with it)"
+    _text_within(value, "question", MAX_QUESTION_CHARS, advice)
     return check_question(value)
+
+
+def query(value: Any) -> str:
+    """A search query (`search`), cleaned as `question` cleans it. It may be a paragraph (a
+    passage pasted to find where it comes from, a BEIR argument): up to MAX_QUERY_CHARS.
+
+    Raises:
+        BadQuestion: when nothing is left.
+        BadInput: when it is not text, or longer than MAX_QUERY_CHARS once cleaned.
+    """
+    advice = f"search with at most {MAX_QUERY_CHARS:,} (a passage, not a whole document)"
+    _text_within(value, "query", MAX_QUERY_CHARS, advice)
+    return check_query(value)
+
+
+def _text_within(value: Any, what: str, limit: int, advice: str) -> None:
+    """Refuses a `what` that is not text, or longer than `limit` characters once cleaned."""
+    if not isinstance(value, str):
+        raise BadInput(f"The {what} must be text, not {_shown(value)}.")
+    length = cleaned_length(value)
+    if length > limit:
+        raise BadInput(f"The {what} is {length:,} characters long; {advice}.")
 
 
 def cleaned_length(text: str) -> int:
@@ -177,7 +195,8 @@ def file_name(value: Any) -> str:
 
     Raises:
         BadInput: for a path (`../x`, `a/b`, `C:\\x`), `.` or `..`, control characters, a name
-            over MAX_NAME_CHARS, or a type cite does not read.
+            over MAX_NAME_CHARS characters or MAX_NAME_BYTES bytes of UTF-8 (a file system
+            refuses a longer one however few characters it has), or a type cite does not read.
     """
     if not isinstance(value, str):
         raise BadInput(f"A file name must be text, not {_shown(value)}.")
@@ -185,8 +204,14 @@ def file_name(value: Any) -> str:
         raise BadInput("A file has no name; name it, e.g. notes.txt.")
     if len(value) > MAX_NAME_CHARS:
         raise BadInput(f"A file name is {len(value):,} characters long; at most {MAX_NAME_CHARS} are allowed.")
-    if any(unicodedata.category(ch)[0] == "C" for ch in value):
+    if any(unicodedata.category(ch)[0] == "C" for ch in value):  # surrogates too: UTF-8 cannot encode them
         raise BadInput(f"The file name {_shown(value)} has control characters; rename the file.")
+    size = len(value.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise BadInput(
+            f"A file name is {size:,} bytes long in UTF-8 ({len(value):,} characters); file systems allow at most "
+            f"{MAX_NAME_BYTES} bytes, so rename the file shorter."
+        )
     if value in (".", "..") or PurePosixPath(value).name != value or PureWindowsPath(value).name != value:
         raise BadInput(f"{_shown(value)} is a path; send the file's own name only, e.g. notes.txt.")
     suffix = PurePosixPath(value).suffix.lower()

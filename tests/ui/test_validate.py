@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import BadQuestion
-from retriever.search import MAX_QUESTION_CHARS, check_question
+from retriever.search import MAX_QUERY_CHARS, MAX_QUESTION_CHARS, check_query, check_question
 from ui import validate
 from ui.validate import BadInput
 
@@ -35,6 +35,26 @@ def test_an_over_long_question_is_refused_not_cut():
     assert validate.question("a" * MAX_QUESTION_CHARS + "  \n") == "a" * MAX_QUESTION_CHARS  # its ends don't count
     with pytest.raises(BadInput, match=r"200,000 characters long; ask in at most 2,000"):
         validate.question("b" * 200_000)
+
+
+def test_a_search_query_may_be_a_paragraph_that_is_too_long_a_question():
+    paragraph = ("A passage pasted to find where it comes from. " * 120)[:5000]
+    assert validate.query(paragraph) == paragraph == check_query(paragraph)
+    assert len(check_question(paragraph)) == MAX_QUESTION_CHARS  # what engine.ask reads of it
+    with pytest.raises(BadInput, match=r"The question is 5,000 characters long; ask in at most 2,000"):
+        validate.question(paragraph)
+    assert MAX_QUERY_CHARS >= 20_000 and validate.query("q" * MAX_QUERY_CHARS + " \n") == "q" * MAX_QUERY_CHARS
+    with pytest.raises(BadInput, match=r"The query is 20,001 characters long; search with at most 20,000"):
+        validate.query("q" * (MAX_QUERY_CHARS + 1))
+
+
+def test_a_query_is_cleaned_and_refused_as_a_question_is():
+    assert validate.query("  Who?\x00 \n") == validate.question("  Who?\x00 \n") == "Who?"
+    with pytest.raises(BadQuestion, match="empty"):
+        validate.query(" \x07 ")
+    for value, shown in ((None, "null"), (42, "42"), (["who"], "a list")):
+        with pytest.raises(BadInput, match=f"The query must be text, not {shown}"):
+            validate.query(value)
 
 
 @given(st.text(max_size=MAX_QUESTION_CHARS))
@@ -87,6 +107,12 @@ def test_plain_file_names_pass(name):
         ("", "has no name"),
         ("bad\x00.txt", "control characters"),
         ("x" * 300 + ".txt", "at most 255"),
+        pytest.param(
+            "é" * 130 + ".txt",
+            r"264 bytes long in UTF-8 \(134 characters\); file systems allow at most 255 bytes",
+            id="130 two-byte characters",
+        ),
+        pytest.param("😀" * 64 + ".txt", "260 bytes long in UTF-8", id="64 four-byte characters"),
         ("tool.exe", "not a type cite reads; use .docx, .epub, .htm, .html, .markdown, .md, .odt, .pdf"),
         ("noext", "not a type cite reads"),
         (5, "must be text"),
@@ -95,6 +121,11 @@ def test_plain_file_names_pass(name):
 def test_bad_file_names_are_refused(name, message):
     with pytest.raises(BadInput, match=message):
         validate.file_name(name)
+
+
+def test_a_file_name_of_255_bytes_passes():
+    name = "é" * 125 + "a.txt"
+    assert len(name.encode()) == 255 and validate.file_name(name) == name
 
 
 def test_uploads_are_checked_for_count_and_size_before_any_is_read(tmp_path):
