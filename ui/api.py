@@ -70,10 +70,12 @@ class AskRequest(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(description=f"at most {validate.MAX_QUESTION_CHARS:,} characters once cleaned")
+    question: str = Field(
+        description=f"a phrase, a claim or a pasted passage: at most {validate.MAX_QUERY_CHARS:,} characters, cleaned"
+    )
     k: int = Field(validate.DEFAULT_K, ge=validate.K_MIN, le=validate.K_MAX, description="passages returned")
 
-    _question = field_validator("question", mode="before")(lambda value: validate.question(value))
+    _question = field_validator("question", mode="before")(lambda value: validate.query(value))
     _k = field_validator("k", mode="before")(lambda value: validate.k(value))
 
 

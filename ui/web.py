@@ -90,7 +90,7 @@ def api_ask(backend: Backend, question: Any, history: Any = None, k: Any = valid
 
 def api_search(backend: Backend, question: Any, k: Any = validate.DEFAULT_K) -> dict[str, Any]:
     """`cite search --json`'s hits for `question`."""
-    question, k = validate.question(question), validate.k(k)
+    question, k = validate.query(question), validate.k(k)
     return {"hits": hits_json(backend.engine().search(question, k))}
 
 
@@ -202,7 +202,7 @@ def citation_document(backend: Backend, answer: dict[str, Any] | None, n: str | 
 @shows_errors("error", hits=[])
 def show_results(backend: Backend, text: str, k: float) -> Outputs:
     """Search tab: the passages that state `text`, best first."""
-    text, k = validate.question(text), validate.k(k)
+    text, k = validate.query(text), validate.k(k)
     engine = backend.engine()
     snapshot = engine.snapshot()  # the hits and the texts shown with them from one version
     hits = engine.search(text, k, snapshot=snapshot)

@@ -197,7 +197,8 @@ def test_a_bad_k_is_refused_in_the_page(backend, k, shown_k):
 def test_an_over_long_question_or_history_is_refused_in_the_page(backend):
     assert "at most 2,000" in shown(web.respond(backend, "x" * 200_000, [])["error"])
     assert "at most 100" in shown(web.respond(backend, CASPIAN, ["q"] * 101)["error"])
-    assert "at most 2,000" in shown(web.show_results(backend, "x" * 3000, 5)["error"])
+    assert "at most 20,000" in shown(web.show_results(backend, "x" * 30_000, 5)["error"])
+    assert "hits" in web.show_results(backend, "river " * 1000, 5)  # a pasted passage is a search
 
 
 def test_a_bad_upload_is_refused_before_it_is_read(backend, tmp_path):
