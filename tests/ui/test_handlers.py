@@ -166,7 +166,8 @@ def test_real_model_answer_opens_the_cited_sentence_in_its_document(seed_index, 
     shutil.copytree(seed_index, root)
     backend = Backend(root, real_embedder, reports=tmp_path / "reports")
     out = web.respond(backend, "Which countries let their participation in the CST expire?", [])
-    assert "Uzbekistan, Georgia and Azerbaijan" in out["chat"][-1]["content"] and "[1]" in out["chat"][-1]["content"]
+    assert markdown_text("Uzbekistan, Georgia and Azerbaijan") in out["chat"][-1]["content"]
+    assert markdown_text("[1]") in out["chat"][-1]["content"]
     assert out["answer"]["citations"][0]["doc"] == "004_9fdd055095dae421.txt"
     assert "let their participation expire" in out["sources"]
     assert "Nine countries signed the original CST in 1993" in out["document"].split('class="current">')[1]
