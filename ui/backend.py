@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings, SplitSettings, load_settings
-from core.embedder import Embedder, default_embedder, for_serving
+from core.embedder import Embedder, default_embedder, for_serving, for_uploads
 from core.errors import IndexBusy, IndexMissing
 from core.store import current_version, read_manifest
 from core.types import Document
@@ -190,16 +190,18 @@ class Backend:
             documents += [as_upload(d) for d in loaded.documents]
         if not documents:
             return [], problems or ["No file to add."]
+        embedder = for_uploads(self.embedder)
         report = self._write(
-            lambda split: build_index(documents, self.root, self.embedder, split, progress, scope=set()), waiting
+            lambda split: build_index(documents, self.root, embedder, split, progress, scope=set()), waiting
         )
         return report.added + report.changed, problems
 
     def remove(self, names: Sequence[str], waiting: Waiting | None = None) -> list[str]:
         """Takes documents out of the index, after the changes queued before it; returns the ones removed."""
         names = validate.document_names(list(names) if isinstance(names, tuple) else names)
+        embedder = for_uploads(self.embedder)
         report = self._write(
-            lambda split: build_index([], self.root, self.embedder, split, scope=set(), remove=names), waiting
+            lambda split: build_index([], self.root, embedder, split, scope=set(), remove=names), waiting
         )
         return report.removed
 

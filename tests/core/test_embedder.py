@@ -71,3 +71,24 @@ def test_the_default_embedder_is_made_once_per_process():
     from core.embedder import default_embedder
 
     assert default_embedder() is default_embedder()
+
+
+@pytest.mark.slow
+def test_uploads_are_embedded_in_runs_of_bounded_tokens(real_embedder, monkeypatch):
+    """A server embeds uploads in model runs of at most UPLOAD_BATCH_TOKENS tokens (its memory
+    grew ~280 MB on one run of 16 long passages); sentences keep their whole batches."""
+    from core.embedder import UPLOAD_BATCH_TOKENS, for_uploads
+
+    bounded = for_uploads(real_embedder)
+    assert bounded is not real_embedder and real_embedder.batch_tokens is None
+    runs: list[tuple[int, int]] = []
+    run = OnnxEmbedder._run
+    monkeypatch.setattr(OnnxEmbedder, "_run", lambda self, ids, mask: runs.append(ids.shape) or run(self, ids, mask))
+    sentences = [f"Sentence number {i} is short." for i in range(16)]
+    passages = [" ".join(f"word{i}{j}" for j in range(300)) for i in range(16)]
+    assert np.array_equal(bounded.encode(sentences), real_embedder.encode(sentences))
+    runs.clear()
+    vectors = bounded.encode(passages)
+    assert runs and all(texts * tokens <= UPLOAD_BATCH_TOKENS for texts, tokens in runs)
+    whole = real_embedder.encode(passages)
+    assert np.min(np.sum(vectors * whole, axis=1)) > 0.98  # int8 scales per run: close, not equal
