@@ -19,7 +19,7 @@ from core.store import StoredIndex, current_version
 from core.types import Answer, Hit
 from retriever.answer import extractive_answer
 from retriever.followup import standalone_question
-from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, check_question, load_index
+from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, check_query, check_question, load_index
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,9 @@ class Engine:
         return Snapshot(index, searcher, self.settings)
 
     def search(self, question: str, k: int = 10, snapshot: Snapshot | None = None) -> list[Hit]:
-        """The top k passages; `snapshot` pins the version (the caller then reads the same one)."""
-        question = check_question(question)
+        """The top k passages for a question, a claim or a pasted passage (up to MAX_QUERY_CHARS);
+        `snapshot` pins the version (the caller then reads the same one)."""
+        question = check_query(question)
         return self.search_with_vector(question, self.embedder.encode([question]), k, snapshot)
 
     def search_with_vector(

@@ -411,9 +411,7 @@ def _search(args: argparse.Namespace) -> int:
 
     def respond(engine: Any, query: str) -> dict[str, Any] | str:
         snapshot = engine.snapshot()
-        # Not engine.search: it cuts at MAX_QUESTION_CHARS, and validate.query has checked the
-        # query up to MAX_QUERY_CHARS. The same search `cite eval --beir` runs on its queries.
-        hits = engine.search_with_vector(query, engine.embedder.encode([query]), args.k, snapshot)
+        hits = engine.search(query, args.k, snapshot)
         if args.batch or args.json:
             return {"hits": hits_json(hits)}
         return _format_hits(hits, document_texts(snapshot.index.documents, hits)) or "No passage matches."
