@@ -379,22 +379,27 @@ def test_a_batch_from_a_pipe_is_answered_line_by_line(seed_index, tmp_path):
         args = ["search", "--batch", fifo, "--json", "--index", seed_index, "--k", "2"]
         command = [sys.executable, "-m", "ui.cli", *map(str, args)]
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
-        deadline = time.monotonic() + 120
-        while True:  # open the pipe once cite reads it (a plain open would hang if cite had died)
-            try:
-                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-                break
-            except OSError as error:
-                assert error.errno == errno.ENXIO and process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "w", encoding="utf-8") as pipe:
-            pipe.write(json.dumps({"id": 1, "question": "Who publishes the Monitor?"}) + "\n")
-            pipe.flush()
-            first = json.loads(_line_within(process.stdout, 120))  # while the batch is still open
-            assert first["id"] == 1 and len(first["hits"]) == 2
-            pipe.write('{"id": 2, "question": \n' + json.dumps({"id": 3, "question": LONG}) + "\n")
-        rest = [json.loads(line) for line in process.stdout.read().splitlines()]
-        assert process.wait(timeout=120) == 3
+        try:
+            deadline = time.monotonic() + 120
+            while True:  # open the pipe once cite reads it (a plain open would hang if cite had died)
+                try:
+                    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                    break
+                except OSError as error:
+                    assert error.errno == errno.ENXIO and process.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.1)
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "w", encoding="utf-8") as pipe:
+                pipe.write(json.dumps({"id": 1, "question": "Who publishes the Monitor?"}) + "\n")
+                pipe.flush()
+                first = json.loads(_line_within(process.stdout, 120))  # while the batch is still open
+                assert first["id"] == 1 and len(first["hits"]) == 2
+                pipe.write('{"id": 2, "question": \n' + json.dumps({"id": 3, "question": LONG}) + "\n")
+            rest = [json.loads(line) for line in process.stdout.read().splitlines()]
+            assert process.wait(timeout=120) == 3
+        finally:  # a failed check leaves no cite behind
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     assert [line["id"] for line in rest] == [None, 3] and rest[0]["line"] == 2 and rest[1]["hits"]
     assert "1 of 3 lines" in (tmp_path / "stderr").read_text()
