@@ -22,7 +22,7 @@ from core.store import current_version, read_manifest
 from core.types import Document
 from eval.report import REPORTS
 from indexer.build import build_index
-from indexer.isolated import load_isolated
+from indexer.isolated import build_isolated, load_isolated
 from retriever.engine import Engine
 from retriever.generate import chat_model_from_env
 from ui import validate
@@ -174,7 +174,8 @@ class Backend:
 
         Questions keep being answered from the current version meanwhile (the engine swaps
         the new one in when it is complete). Each file is read in a worker process with a
-        memory and a time limit (indexer.isolated), so a hostile file costs only that worker.
+        memory and a time limit, and the documents are embedded and written in another
+        (indexer.isolated): a hostile or huge file costs those workers, not the server.
 
         Returns:
             (the documents added or changed, the problems with the files that were skipped).
@@ -192,16 +193,15 @@ class Backend:
             return [], problems or ["No file to add."]
         embedder = for_uploads(self.embedder)
         report = self._write(
-            lambda split: build_index(documents, self.root, embedder, split, progress, scope=set()), waiting
+            lambda split: build_isolated(documents, self.root, embedder, split, progress, scope=set()), waiting
         )
         return report.added + report.changed, problems
 
     def remove(self, names: Sequence[str], waiting: Waiting | None = None) -> list[str]:
         """Takes documents out of the index, after the changes queued before it; returns the ones removed."""
         names = validate.document_names(list(names) if isinstance(names, tuple) else names)
-        embedder = for_uploads(self.embedder)
         report = self._write(
-            lambda split: build_index([], self.root, embedder, split, scope=set(), remove=names), waiting
+            lambda split: build_index([], self.root, self.embedder, split, scope=set(), remove=names), waiting
         )
         return report.removed
 

@@ -211,21 +211,32 @@ def test_a_bad_upload_is_refused_before_it_is_read(backend, tmp_path):
 
 
 class GatedEmbedder:
-    """The fake embedder, held at a gate while it embeds anything but a question (so a write can be caught mid-way)."""
+    """The fake embedder, held at a gate while it embeds a new lake (so a write can be caught
+    mid-way). The gate and the sign that it is reached are files: uploads are embedded in a
+    worker process (indexer.isolated), where this embedder arrives pickled."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner, folder) -> None:
         self.inner, self.name, self.fingerprint, self.dim = inner, inner.name, inner.fingerprint, inner.dim
-        self.gate, self.entered = threading.Event(), threading.Event()
+        self.gate, self.sign = folder / "gate-open", folder / "at-the-gate"
 
     def encode(self, texts):
-        if len(texts) > 2 or any("Baikal" in t or "Ladoga" in t for t in texts):
-            self.entered.set()
-            assert self.gate.wait(30)
+        if any("Baikal" in t or "Ladoga" in t for t in texts):
+            self.sign.touch()
+            deadline = time.monotonic() + 30
+            while not self.gate.exists():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
         return self.inner.encode(texts)
+
+    def entered(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.sign.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.sign.exists()
 
 
 def test_writers_queue_in_turn_while_questions_are_answered_from_the_current_version(backend, tmp_path):
-    gated = GatedEmbedder(backend.embedder)
+    gated = GatedEmbedder(backend.embedder, tmp_path)
     backend._embedder = gated
     engine, before = backend.engine(), backend.engine().snapshot().version
     first, second = tmp_path / "baikal.txt", tmp_path / "ladoga.txt"
@@ -239,7 +250,7 @@ def test_writers_queue_in_turn_while_questions_are_answered_from_the_current_ver
 
     writing = threading.Thread(target=add, args=(first, "first"))
     writing.start()
-    assert gated.entered.wait(10)  # the first change is embedding, holding the writer
+    assert gated.entered(30)  # the first change is embedding, holding the writer
     queued = threading.Thread(target=add, args=(second, "second"))
     queued.start()
     deadline = time.time() + 10
@@ -248,7 +259,7 @@ def test_writers_queue_in_turn_while_questions_are_answered_from_the_current_ver
     assert statuses == ["Queued: 1 change ahead of yours"] and backend.writers.waiting() == 1
     answer = engine.ask(CASPIAN)  # answered meanwhile, from the version before the change
     assert answer.version == before and answer.citations[0].doc == "rivers.md"
-    gated.gate.set()
+    gated.gate.touch()
     writing.join(30)
     queued.join(30)
     assert results == {"first": (["uploads/baikal.txt"], []), "second": (["uploads/ladoga.txt"], [])}
