@@ -6,9 +6,11 @@ In order, each check refusing with `{"error": message}` and never reading more t
 2. A request that changes something (any method but GET, HEAD, OPTIONS) from a page of
    another origin gets 403: the Origin (else Referer) must name the host it was sent to.
    Programs (curl, httpx) send neither and pass.
-3. With a password, the JSON API's HTTP basic auth is checked before its body is read (an
-   unauthenticated upload is refused without a byte of it stored), and the failed-login
-   counter is taken in the same step as the check, so parallel guesses cannot slip past it.
+3. With a password, the program doors' login (the JSON API, the OpenAI-compatible /v1 and
+   MCP's /mcp: HTTP basic auth, or the password as a Bearer token) is checked before the body
+   is read (an unauthenticated upload is refused without a byte of it stored), and the
+   failed-login counter is taken in the same step as the check, so parallel guesses cannot
+   slip past it.
    The UI's login form (`/login`) counts against the same limit.
 4. Bodies are bounded (Content-Length required over a size; chunked uploads refused).
 5. A Gradio call may name files only in Gradio's upload folder, by what its own upload
@@ -44,6 +46,9 @@ MAX_UPLOAD_BODY = validate.MAX_UPLOADS * validate.MAX_UPLOAD_BYTES + 1024 * 1024
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 GRADIO_PREFIX = "/gradio_api/"
 GRADIO_UPLOAD = "/gradio_api/upload"  # multipart, bounded by Gradio's own max_file_size
+# Doors for programs, behind HTTP basic auth (or a Bearer token: the password) when a password
+# is set; the UI's own doors have Gradio's login form.
+PROGRAM_DOORS = ("/api/", "/v1/", "/mcp")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -132,7 +137,7 @@ class Guard:
         if method not in SAFE_METHODS and _cross_origin(headers, self.door.trust_proxy):
             message = "Refused: the request came from a page of another site. Use cite's own page, or a program."
             return await _refusal(403, message)(scope, receive, send)
-        if path.startswith("/api/") and self.door.password is not None:
+        if path.startswith(PROGRAM_DOORS) and self.door.password is not None:
             refusal = self._login(scope, headers)
             if refusal is not None:
                 return await refusal(scope, receive, send)
@@ -165,7 +170,7 @@ class Guard:
             self.limiter.succeeded(client)
             return None
         return JSONResponse(
-            {"error": f"Log in: HTTP basic auth as user '{USER}' with the server's password."},
+            {"error": f"Log in: HTTP basic auth as user '{USER}', or a Bearer token, with the server's password."},
             status_code=401,
             headers={"WWW-Authenticate": 'Basic realm="cite"'},
         )
@@ -271,7 +276,7 @@ def _body_limit(path: str) -> int | None:
         return MAX_UPLOAD_BODY
     if path == GRADIO_UPLOAD:
         return None
-    if path.startswith(("/api/", GRADIO_PREFIX)):
+    if path.startswith((*PROGRAM_DOORS, GRADIO_PREFIX)):
         return MAX_JSON_BYTES
     return None
 
@@ -315,8 +320,11 @@ def _replay(body: bytes) -> Receive:
 
 
 def _logged_in(authorization: str, password: str) -> bool:
-    """Whether an Authorization header is HTTP basic auth as user `cite` with `password`."""
+    """Whether an Authorization header is HTTP basic auth as user `cite` with `password`, or
+    `Bearer <password>` (what OpenAI and MCP clients send as their API key)."""
     scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        return secrets.compare_digest(encoded.strip().encode(), password.encode())
     if scheme.lower() != "basic":
         return False
     try:

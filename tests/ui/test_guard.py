@@ -158,6 +158,12 @@ def test_logins_are_checked_before_a_byte_of_the_body_is_read(backend):
         refused = client.post("/api/ask", json={"question": "x" * 100}, auth=("cite", "wrong"))
         assert refused.status_code == 401 and counting.read == 0
         assert client.post("/api/ask", json={"question": "Bees?"}, auth=("cite", PASSWORD)).status_code == 200
+        bearer = {"authorization": f"Bearer {PASSWORD}"}
+        assert client.post("/api/ask", json={"question": "Bees?"}, headers=bearer).status_code == 200
+        counting.read = 0
+        for door in ("/v1/chat/completions", "/mcp"):  # the doors for programs, whatever is behind them
+            refused = client.post(door, content=body, headers=headers)
+            assert refused.status_code == 401 and counting.read == 0
 
 
 def test_every_refusal_of_the_api_is_an_error_object(backend):
