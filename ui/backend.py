@@ -17,12 +17,14 @@ from typing import Any
 
 from core.config import Settings, SplitSettings, load_settings
 from core.embedder import Embedder, default_embedder, for_serving, for_uploads
-from core.errors import IndexBusy, IndexMissing
+from core.errors import CiteError, IndexBusy, IndexMissing
 from core.store import current_version, read_manifest
 from core.types import Document
 from eval.report import REPORTS
 from indexer.build import build_index
 from indexer.isolated import build_isolated, load_isolated
+from indexer.loaders import source_of
+from indexer.sync import FolderSync
 from retriever.engine import Engine
 from retriever.generate import chat_model_from_env
 from ui import validate
@@ -96,6 +98,7 @@ class Backend:
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self.writers = WriterQueue()
+        self.sync: FolderSync | None = None  # set by `watch`
 
     @property
     def embedder(self) -> Embedder:
@@ -196,6 +199,40 @@ class Backend:
             lambda split: build_isolated(documents, self.root, embedder, split, progress, scope=set()), waiting
         )
         return report.added + report.changed, problems
+
+    def indexed_folders(self) -> list[Path]:
+        """The folders `cite index` built this index from (uploads come from no folder)."""
+        if current_version(self.root) is None:
+            return []
+        sources = {record.source for record in read_manifest(self.root).documents.values()}
+        return sorted(Path(source) for source in sources if source != "upload" and Path(source).is_dir())
+
+    def sync_folders(self, folders: Sequence[Path]) -> str:
+        """Re-indexes `folders` as `cite index FOLDER...` does (new and changed documents embedded,
+        vanished ones removed), in the writers' queue; says what changed.
+
+        Raises:
+            CiteError: the folders could not be read (nothing is changed then).
+        """
+        loaded = load_isolated(folders)
+        if not loaded.documents and {s.path for s in loaded.skipped} >= {Path(f).name for f in folders}:
+            # The reader died: an empty result must not read as "every document was deleted".
+            raise CiteError(f"Could not read the folders: {loaded.skipped[0].reason}.")
+        scope = {source_of(Path(folder)) for folder in folders}
+        embedder = for_uploads(self.embedder)
+        report = self._write(
+            lambda split: build_isolated(loaded.documents, self.root, embedder, split, scope=scope), None
+        )
+        counts = {"added": report.added, "changed": report.changed, "removed": report.removed}
+        return ", ".join(f"{len(names)} {what}" for what, names in counts.items() if names) or "no change"
+
+    def watch(self, poll: bool = False) -> FolderSync | None:
+        """Keeps the folders this index was built from in sync (None: it has none)."""
+        folders = self.indexed_folders()
+        if not folders:
+            return None
+        self.sync = FolderSync(folders, self.sync_folders, poll=poll).start()
+        return self.sync
 
     def remove(self, names: Sequence[str], waiting: Waiting | None = None) -> list[str]:
         """Takes documents out of the index, after the changes queued before it; returns the ones removed."""

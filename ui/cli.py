@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--ray", nargs="?", const="local", metavar="ADDRESS", help="embed on a Ray cluster (no ADDRESS: a local Ray)"
     )
+    _watch_options(index, "then keep watching the folders and index each change, until interrupted")
     index.set_defaults(run=_index)
 
     for name, run, help_text, what in (
@@ -151,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--password", default=os.environ.get("CITE_PASSWORD"), help="require login as user 'cite' ($CITE_PASSWORD)"
     )
+    _watch_options(serve, "keep the folders the index was built from in sync: each change is indexed")
     serve.add_argument("--ray", metavar="ADDRESS", help="serve from shard actors on this Ray cluster")
     serve.add_argument("--shards", type=int, default=2, help="with --ray: shard actors (default 2)")
     serve.add_argument("--replicas", type=int, default=0, help="with --ray: Ray Serve replicas of the HTTP API")
@@ -158,6 +160,13 @@ def _parser() -> argparse.ArgumentParser:
     _report_dir_option(serve, "the Eval tab's")
     serve.set_defaults(run=_serve)
     return parser
+
+
+def _watch_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--watch", action="store_true", help=what)
+    parser.add_argument(
+        "--poll", action="store_true", help="with --watch: poll the folders (for network file systems)"
+    )
 
 
 def _index_option(parser: argparse.ArgumentParser) -> None:
@@ -208,7 +217,32 @@ def _index(args: argparse.Namespace) -> int:
             time.sleep(0.2)
     print(_summary(report, len(loaded.documents)))
     named_files_failed = any(p.is_file() and any(s.path == p.name for s in loaded.skipped) for p in paths)
+    if args.watch:
+        return _watch_and_index(args, paths)
     return 1 if named_files_failed else 0
+
+
+def _watch_and_index(args: argparse.Namespace, paths: list[Path]) -> int:
+    """`cite index FOLDER... --watch`: each burst of changes in the folders re-runs the same
+    incremental index, until interrupted."""
+    from indexer.sync import FolderSync
+
+    folders = [p for p in paths if p.is_dir()]
+    if not folders:
+        raise CiteError("--watch watches folders; name at least one folder to index.")
+    again = argparse.Namespace(**{**vars(args), "watch": False, "paths": folders})
+
+    def sync(_: list[Path]) -> str:
+        _index(again)
+        return ""
+
+    watcher = FolderSync(folders, sync, poll=args.poll)
+    print(f"cite: {watcher.state().describe()}; Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        watcher.run_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -555,7 +589,12 @@ def _serve(args: argparse.Namespace) -> int:
     if args.ray:  # shard actors (and Serve replicas) on a Ray cluster
         from ui.ray_serve import serving_on
 
+        if args.watch:
+            raise CiteError("--watch is not available with --ray yet: run `cite index FOLDER --watch --ray` beside it.")
         serve = serving_on(args.ray, args.shards, args.replicas)
+        extra = {}
+    else:
+        extra = {"watch": args.watch, "poll": args.poll}
     serve(
         args.index,
         host=args.host,
@@ -563,6 +602,7 @@ def _serve(args: argparse.Namespace) -> int:
         password=args.password or None,
         reports=args.report_dir or REPORTS,
         trust_proxy=args.trust_proxy,
+        **extra,
     )
     return 0
 

@@ -276,6 +276,16 @@ def show_documents(backend: Backend) -> Outputs:
     return {"table": backend.document_rows(), "names": gr.update(choices=backend.document_names())}
 
 
+def sync_state(backend: Backend) -> str:
+    """The folders kept in sync, the last sync and what waits; "" when nothing is watched."""
+    return f"⟳ {render.markdown_text(backend.sync.state().describe())}" if backend.sync else ""
+
+
+def show_sync(backend: Backend) -> Outputs:
+    """Documents tab, every few seconds while folders are watched: the sync state and the list."""
+    return {"sync": sync_state(backend), "table": backend.document_rows()}
+
+
 @shows_errors("table", plot=gr.update(visible=False))
 def run_eval(backend: Backend, path: str | None, tune_too: bool, progress: Any = gr.Progress()) -> Outputs:
     """Eval tab: retrieval accuracy on the questions in `path` (None: the seed questions),
@@ -407,11 +417,14 @@ def _documents_tab(backend: Backend, tab: gr.Tab) -> None:
             )
             remove = gr.Button("Remove from index", variant="stop", elem_id="remove-button")
     status = gr.Markdown(elem_id="documents-status")
+    sync = gr.Markdown(sync_state(backend), elem_id="sync-status", visible=backend.sync is not None)
+    ticks = gr.Timer(2.0, active=backend.sync is not None)  # only while folders are watched
 
     listing = {"table": table, "names": names}
     _listen(add.click, add_files, files, {"status": status, **listing, "files": files}, backend)
     _listen(remove.click, remove_documents, names, {"status": status, **listing}, backend)
     _listen(tab.select, show_documents, None, listing, backend)
+    _listen(ticks.tick, show_sync, None, {"sync": sync, "table": table}, backend)
 
 
 def _eval_tab(backend: Backend) -> None:
@@ -466,6 +479,8 @@ def serve(
     password: str | None = None,
     reports: Path = REPORTS,
     trust_proxy: bool = False,
+    watch: bool = False,
+    poll: bool = False,
 ) -> None:
     """Serves the UI at / and the JSON API at /api over the index at `root` (both behind
     `password`, as user `cite`, when one is given); the Eval tab writes its reports to `reports`.
@@ -479,7 +494,11 @@ def serve(
 
     print(f"cite: serving http://{host}:{port}/ (JSON API under /api, its schema at /openapi.json)", flush=True)
     door = Door(password, local_only=is_loopback(host), trust_proxy=trust_proxy)
-    uvicorn.run(server_app(root, door, reports), **uvicorn_options(host, port, trust_proxy))
+    backend = Backend(root, reports=reports)
+    if watch:
+        watching = backend.watch(poll)
+        print(f"cite: {watching.state().describe() if watching else 'no folders to watch (uploads only)'}", flush=True)
+    uvicorn.run(server_app(root, door, reports, backend), **uvicorn_options(host, port, trust_proxy))
 
 
 def uvicorn_options(host: str, port: int, trust_proxy: bool) -> dict[str, Any]:
