@@ -32,6 +32,7 @@ from core.errors import BadQuestion, CiteError, IndexMissing
 from ui import validate
 from ui.backend import Backend
 from ui.guard import USER
+from ui.openai_api import openai_router
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,10 @@ def create_api(backend: Backend) -> FastAPI:
     def remove(request: RemoveRequest) -> Removed:
         """Takes documents out of the index, after the changes queued before it."""
         return Removed(removed=backend.remove(request.names))
+
+    # OpenAI's chat API for chat front ends (Open WebUI, the openai client): before the UI is
+    # mounted at /, which would otherwise take its paths.
+    app.include_router(openai_router(backend))
 
     app.add_exception_handler(RequestValidationError, _refused)
 

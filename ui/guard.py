@@ -130,15 +130,17 @@ class Guard:
         if self.door.local_only and not _names_this_machine(headers.get("host", "")):
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
-            return await _refusal(403, "This server answers requests for localhost only.")(scope, receive, send)
+            return await _refusal(403, "This server answers requests for localhost only.", scope["path"])(
+                scope, receive, send
+            )
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
         path, method = scope["path"].rstrip("/") or "/", scope["method"]
         if method not in SAFE_METHODS and _cross_origin(headers, self.door.trust_proxy):
             message = "Refused: the request came from a page of another site. Use cite's own page, or a program."
-            return await _refusal(403, message)(scope, receive, send)
+            return await _refusal(403, message, path)(scope, receive, send)
         if path.startswith(PROGRAM_DOORS) and self.door.password is not None:
-            refusal = self._login(scope, headers)
+            refusal = self._login(scope, headers, path)
             if refusal is not None:
                 return await refusal(scope, receive, send)
         if method in SAFE_METHODS:
@@ -148,39 +150,36 @@ class Guard:
         limit = _body_limit(path)
         if limit is None:
             return await self.app(scope, receive, send)
-        refusal = _body_refusal(headers, limit)
+        refusal = _body_refusal(headers, limit, path)
         if refusal is not None:
             return await refusal(scope, receive, send)
         if path.startswith(GRADIO_PREFIX):
             body = await _read_body(receive)
             named = _named_server_file(body)
             if named:
-                return await _refusal(403, named)(scope, receive, send)
+                return await _refusal(403, named, path)(scope, receive, send)
             receive = _replay(body)
         return await self.app(scope, receive, send)
 
-    def _login(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
+    def _login(self, scope: Scope, headers: dict[str, str], path: str) -> JSONResponse | None:
         """None when the request carries the password; else its 401 or 429."""
         client, authorization = _client(scope), headers.get("authorization")
         # No credentials is a client asking how to log in (a browser's first request), not a guess.
         wait = self.limiter.attempt(client) if authorization else self.limiter.wait(client)
         if wait > 0:
-            return _too_many(wait)
+            return _too_many(wait, path)
         if authorization and _logged_in(authorization, self.door.password):
             self.limiter.succeeded(client)
             return None
-        return JSONResponse(
-            {"error": f"Log in: HTTP basic auth as user '{USER}', or a Bearer token, with the server's password."},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Basic realm="cite"'},
-        )
+        message = f"Log in: HTTP basic auth as user '{USER}', or a Bearer token, with the server's password."
+        return _refusal(401, message, path, {"WWW-Authenticate": 'Basic realm="cite"'})
 
     async def _login_form(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Gradio's login form, counted: a 400 is its "Incorrect credentials."."""
         client = _client(scope)
         wait = self.limiter.attempt(client)
         if wait > 0:
-            return await _too_many(wait)(scope, receive, send)
+            return await _too_many(wait, "/login")(scope, receive, send)
         status: dict[str, int] = {}
 
         async def sending(message: dict[str, Any]) -> None:
@@ -281,14 +280,14 @@ def _body_limit(path: str) -> int | None:
     return None
 
 
-def _body_refusal(headers: dict[str, str], limit: int) -> JSONResponse | None:
+def _body_refusal(headers: dict[str, str], limit: int, path: str) -> JSONResponse | None:
     length = headers.get("content-length")
     if length is None:
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            return _refusal(411, "Send the request with a Content-Length.")
+            return _refusal(411, "Send the request with a Content-Length.", path)
         return None
     if not length.isdigit() or int(length) > limit:
-        return _refusal(413, f"The request body is over the {limit // (1024 * 1024)} MB this endpoint reads.")
+        return _refusal(413, f"The request body is over the {limit // (1024 * 1024)} MB this endpoint reads.", path)
     return None
 
 
@@ -344,14 +343,15 @@ def _client(scope: Scope) -> str:
     return client[0] if client else "unknown"
 
 
-def _refusal(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _refusal(status: int, message: str, path: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """`{"error": message}`; on /v1/, OpenAI's error object, which its clients show."""
+    error: Any = message
+    if path.startswith("/v1/"):
+        error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-def _too_many(wait: float) -> JSONResponse:
+def _too_many(wait: float, path: str) -> JSONResponse:
     seconds = max(int(wait + 0.999), 1)
-    return JSONResponse(
-        {"error": f"Too many failed logins from this address; try again in {seconds} s."},
-        status_code=429,
-        headers={"Retry-After": str(seconds)},
-    )
+    message = f"Too many failed logins from this address; try again in {seconds} s."
+    return _refusal(429, message, path, {"Retry-After": str(seconds)})

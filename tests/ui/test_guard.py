@@ -240,3 +240,19 @@ def test_the_guard_reads_json_values_as_gradio_does():
     assert _named_server_file(escaped) is not None
     inside = json.dumps({"data": [[file_data(str(gradio_upload_folder() / "abc" / "x.txt"))]]}).encode()
     assert _named_server_file(inside) is None
+
+
+def test_the_openai_client_reaches_chat_through_the_password(backend):
+    """/v1 on the whole server: the password is the API key; a wrong one is refused in OpenAI's
+    error shape, which the client shows."""
+    import openai
+
+    documents = backend.engine().snapshot().index.documents
+    with TestClient(server_app(backend.root, PASSWORD, backend=backend)) as http:
+        client = openai.OpenAI(base_url="http://testserver/v1", api_key=PASSWORD, http_client=http, max_retries=0)
+        reply = client.chat.completions.create(model="cite", messages=[{"role": "user", "content": "Which river?"}])
+        citations = reply.choices[0].message.model_extra["citations"]
+        assert citations and all(documents[c["doc"]].text[c["start"] : c["end"]] == c["quote"] for c in citations)
+        wrong = openai.OpenAI(base_url="http://testserver/v1", api_key="guess", http_client=http, max_retries=0)
+        with pytest.raises(openai.AuthenticationError, match="Log in"):
+            wrong.models.list()
