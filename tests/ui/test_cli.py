@@ -222,6 +222,42 @@ def test_index_waits_for_another_writer_when_asked(corpus, tmp_path):
     assert waited.returncode == 0 and "2 added" in waited.stdout, waited.stderr
 
 
+@pytest.mark.slow
+def test_index_watch_keeps_indexing_the_folder_until_interrupted(corpus, tmp_path):
+    """`cite index FOLDER --watch`: indexes, then each change, in the foreground until Ctrl-C."""
+    import signal
+    import time
+
+    from core.store import current_version, read_manifest
+
+    index = tmp_path / "index"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "index", str(corpus), "--index", str(index), "--watch"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def indexed() -> set[str]:
+        return set(read_manifest(index).documents) if current_version(index) else set()
+
+    try:
+        deadline = time.monotonic() + 120
+        while indexed() != {"bees.txt", "rivers.md"}:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.2)
+        time.sleep(2)  # the watcher starts once the first index is written
+        (corpus / "owls.txt").write_text("Owls hunt at night.", encoding="utf-8")
+        (corpus / "bees.txt").unlink()
+        deadline = time.monotonic() + 30
+        while indexed() != {"owls.txt", "rivers.md"}:
+            assert time.monotonic() < deadline, indexed()
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "Watching 1 folder" in err and "1 added" in out and "1 removed" in out
+
+
 # --batch: each line on its own --------------------------------------------------------------
 
 CASPIAN = "Which river flows into the Caspian Sea?"
