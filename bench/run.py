@@ -6,7 +6,7 @@ On a SciFact subset (every document judged relevant for a test query, plus rando
 up to --docs), it measures for each system, each in its own process so peak memory is its
 own: indexing wall time, passages/s and docs/s, peak RSS, nDCG@10 on the subset, and query
 latency; for cite also `ask` latency and cold start (process start to first answer).
-Results: bench/results/bench.json and bench/results/README.md (table + plot).
+Results: bench/results/bench.json and bench/results/bench.md (table + plot), linked from bench/results/README.md.
 
 The LangChain recipe: RecursiveCharacterTextSplitter(1000, 200) + HuggingFaceEmbeddings
 (the same MiniLM, through sentence-transformers on torch) + FAISS.from_documents.
@@ -253,7 +253,7 @@ def write_results(results: dict[str, Any]) -> None:
         "![index time and query latency](bench.png)",
         "",
     ]
-    (RESULTS / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    (RESULTS / "bench.md").write_text("\n".join(lines), encoding="utf-8")
     plot(results)
 
 
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
             "cold_start_seconds": cold_start(workdir / "cite-index"),
         }
     write_results(results)
-    print((RESULTS / "README.md").read_text(encoding="utf-8"))
+    print((RESULTS / "bench.md").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

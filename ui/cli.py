@@ -64,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--fast",
         action="store_true",
-        help="make each passage's vector the mean of its sentences' instead of embedding it whole "
-        "(about half the indexing time; SciFact test nDCG@10 .728 instead of .741)",
+        help="make each passage's vector the mean of its sentences' instead of embedding it whole: "
+        "faster indexing, slightly lower ranking (figures: bench/results/README.md)",
     )
     index.add_argument("--embed-passages", action="store_true", help=argparse.SUPPRESS)  # the default again
     index.add_argument(

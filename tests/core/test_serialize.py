@@ -1,4 +1,4 @@
-"""The JSON shapes other tools rely on (README "JSON shapes")."""
+"""The JSON shapes other tools rely on (docs/api.md)."""
 
 import json
 from dataclasses import replace
