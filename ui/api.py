@@ -287,6 +287,7 @@ def mount_ui(app: FastAPI, blocks: Any, password: str | None, css: str, allowed_
         footer_links=["api"],
         max_file_size=validate.MAX_UPLOAD_BYTES,
         ssr_mode=False,
+        mcp_server=False,  # cite's own MCP server is at /mcp (ui.mcp_server); Gradio's wants mcp<2
         allowed_paths=allowed_paths,
     )
     # Gradio checks that an input file is one its upload stored only once the Blocks have

@@ -138,6 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     _index_option(verify)
     verify.set_defaults(run=_verify)
 
+    mcp = sub.add_parser("mcp", help="serve search, ask and read to an MCP client (Claude Desktop, Cursor) over stdio")
+    _index_option(mcp)
+    mcp.set_defaults(run=_mcp)
+
     serve = sub.add_parser("serve", help="start the chat UI")
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
@@ -572,6 +576,13 @@ def _eval_index(args: argparse.Namespace) -> Path:
     if args.beir:
         return EVAL_INDEXES / f"beir-{args.beir.resolve().name}"
     return DEFAULT_INDEX if args.questions else SEED_EVAL_INDEX
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from ui.mcp_server import run_stdio
+
+    run_stdio(args.index)
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -515,6 +515,7 @@ def server_app(
         door: who may come in; a string is a password (any host, no proxy).
     """
     from ui.api import create_api, mount_ui
+    from ui.mcp_server import mount_mcp
 
     door = door if isinstance(door, Door) else Door(door)
     backend = backend or Backend(root, reports=reports)
@@ -524,6 +525,8 @@ def server_app(
         pass  # the page says how to add documents
     blocks = build_app(backend)
     blocks.queue(default_concurrency_limit=4)
-    app = mount_ui(create_api(backend), blocks, door.password, CSS, allowed_paths=[str(backend.reports)])
+    api = create_api(backend)
+    mount_mcp(api, backend)  # /mcp: search, ask and read for MCP clients, behind the same guard
+    app = mount_ui(api, blocks, door.password, CSS, allowed_paths=[str(backend.reports)])
     return Guard(app, door)
 

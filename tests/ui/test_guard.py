@@ -256,3 +256,15 @@ def test_the_openai_client_reaches_chat_through_the_password(backend):
         wrong = openai.OpenAI(base_url="http://testserver/v1", api_key="guess", http_client=http, max_retries=0)
         with pytest.raises(openai.AuthenticationError, match="Log in"):
             wrong.models.list()
+
+
+def test_cite_serve_answers_mcp_at_slash_mcp_behind_the_password(backend):
+    initialize = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }  # fmt: skip
+    headers = {"accept": "application/json, text/event-stream"}
+    with TestClient(server_app(backend.root, PASSWORD, backend=backend)) as client:
+        assert client.post("/mcp", json=initialize, headers=headers).status_code == 401
+        answered = client.post("/mcp", json=initialize, headers={**headers, "authorization": f"Bearer {PASSWORD}"})
+        assert answered.status_code == 200 and answered.json()["result"]["serverInfo"]["name"]
