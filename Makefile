@@ -37,6 +37,11 @@ test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
+# The edit-test loop: no real model, no browser (about a minute on 2 cores).
+.PHONY: test-fast
+test-fast: install
+	$(BIN)/pytest -q -m "not slow and not llm" -x
+
 # Debian's Chromium drives the UI tests (playwright's own browser download cannot work offline).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }

@@ -94,6 +94,7 @@ def test_queries_keep_answering_while_a_new_version_is_written(corpus, tmp_path)
     assert len(engine.index.documents) == 32  # switched to the new version without a restart
 
 
+@pytest.mark.slow
 def test_second_index_run_is_refused_with_a_clear_message(seed_index, tmp_path):
     with writer_lock(seed_index):
         result = _cite("index", SEEDS, "--index", seed_index)
@@ -102,6 +103,7 @@ def test_second_index_run_is_refused_with_a_clear_message(seed_index, tmp_path):
     assert "Another `cite index` is writing" in stderr and "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_tampered_index_is_a_clear_cli_error(seed_index, tmp_path):
     import shutil
 

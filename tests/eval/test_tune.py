@@ -44,6 +44,7 @@ def test_settings_file_round_trips_and_a_bad_one_is_a_clear_error(tmp_path):
         load_settings(tmp_path)
 
 
+@pytest.mark.slow
 def test_engine_searches_with_the_index_settings(seed_index, real_embedder, tmp_path):
     root = tmp_path / "index"
     shutil.copytree(seed_index, root)
@@ -67,6 +68,7 @@ def test_tuned_weights_are_saved_only_when_they_win_on_held_out_questions(tmp_pa
     assert load_settings(tmp_path).search == SearchSettings(dense_weight=0.1, bm25_weight=0.4, sentence_weight=0.5)
 
 
+@pytest.mark.slow
 def test_cite_eval_tune_on_your_own_questions(seed_index, tmp_path, capsys):
     root = tmp_path / "index"
     shutil.copytree(seed_index, root)

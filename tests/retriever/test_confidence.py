@@ -73,6 +73,7 @@ def test_a_name_that_the_passages_documents_hold_is_not_missing():
     assert len(asked) == 2  # none lacking: no lookup
 
 
+@pytest.mark.slow
 def test_a_paraphrase_naming_the_capital_for_the_country_is_answered(seed_engine):
     # The evidence passage says "It controls the critical transportation routes ..." of Russia:
     # no passage near the top says "Moscow", but the article does, many times.

@@ -133,6 +133,7 @@ def _answers(kind: str, path: str, status: int, text: str) -> list[dict[str, Any
     return []
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=requests)
 def test_fuzzed_requests_never_break_the_server(served, request):
