@@ -267,6 +267,16 @@ def test_writers_queue_in_turn_while_questions_are_answered_from_the_current_ver
     assert engine.snapshot().version != before
 
 
+def heard(condition, timeout: float = 30) -> bool:
+    """Whether `condition()` came true within `timeout` seconds (what a thread says, not a guess at when)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_a_change_waits_for_another_programs_writer(backend, tmp_path):
     from core.store import writer_lock
 
@@ -276,8 +286,8 @@ def test_a_change_waits_for_another_programs_writer(backend, tmp_path):
     with writer_lock(backend.root):  # as `cite index` would hold it
         adding = threading.Thread(target=lambda: backend.add_files([str(upload)], waiting=statuses.append))
         adding.start()
-        time.sleep(0.5)
-        assert adding.is_alive() and statuses and "another program writing the index" in statuses[-1]
+        assert heard(lambda: statuses), "the waiting change said nothing"
+        assert adding.is_alive() and "another program writing the index" in statuses[-1]
     adding.join(30)
     assert "uploads/note.txt" in backend.document_names()
 
@@ -296,7 +306,7 @@ def test_the_documents_tab_shows_a_waiting_change_in_its_progress_bar(backend, t
             )
         )
         adding.start()
-        time.sleep(0.5)
+        assert heard(lambda: shown_progress), "the waiting change showed nothing"
     adding.join(30)
     assert "another program writing the index" in shown_progress[0] and shown_progress[-1].startswith("Embedding")
     assert out["status"] == markdown_text("✓ Indexed uploads/note.txt")
