@@ -36,6 +36,7 @@ run: index
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+	bash .ci/wheel-check
 
 # The edit-test loop: no real model, no browser (about a minute on 2 cores).
 .PHONY: test-fast

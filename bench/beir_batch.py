@@ -44,7 +44,7 @@ Run = dict[str, dict[str, float]]
 
 def cite(*args: object) -> tuple[list[str], subprocess.CompletedProcess[str]]:
     """`cite ARGS` as a separate process (the installed command's module), and its command line."""
-    command = [sys.executable, "-m", "ui.cli", *map(str, args)]
+    command = [sys.executable, "-m", "cite.ui.cli", *map(str, args)]
     return command, subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
 
 
@@ -107,10 +107,10 @@ def batch_run(queries: Mapping[str, str], index: Path, k: int, folder: Path) -> 
 def in_process_runs(index_root: Path, queries: Mapping[str, str], ks: Sequence[int], drop_self: bool) -> dict[str, Run]:
     """The hybrid search the eval runs, in this process: as the eval runs it, then with K
     passages, then with each query embedded alone (as `cite search` embeds it)."""
-    from core.config import load_settings
-    from core.embedder import default_embedder
-    from core.store import read_index
-    from eval.runner import embed_queries, run_queries, searchers
+    from cite.core.config import load_settings
+    from cite.core.embedder import default_embedder
+    from cite.core.store import read_index
+    from cite.eval.runner import embed_queries, run_queries, searchers
 
     embedder, settings = default_embedder(), load_settings(index_root)
     hybrid = searchers(read_index(index_root), embedder, settings.search)["hybrid"]
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--skip-explain", action="store_true", help="skip the in-process runs (step 4)")
     args = parser.parse_args(argv)
 
-    from eval.datasets import load_beir
+    from cite.eval.datasets import load_beir
 
     dataset = load_beir(args.beir, args.split)
     started = time.perf_counter()

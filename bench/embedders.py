@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cite.core.config import SplitSettings
+from cite.core.embedder import EMBEDDERS, embedder_named
 
 from bench.run import RESULTS, index_subset, subset
-from core.config import SplitSettings
-from core.embedder import EMBEDDERS, embedder_named
 
 SAMPLE = 200  # texts per speed measurement
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=1000)
     args = parser.parse_args(argv)
-    from core.text import sentences_in_span
+    from cite.core.text import sentences_in_span
 
     records = subset(args.docs)[0][:SAMPLE]
     passages = [f"{r['title']}. {r['text']}"[:1000] for r in records]

@@ -28,9 +28,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cite.core.errors import CiteError
+
 from bench.load import free_port
 from bench.run import RESULTS, percentiles
-from core.errors import CiteError
 
 MODEL_ALIAS = "smollm2-135m-instruct"
 MARKER = re.compile(r"\[(\d+)\]")
@@ -131,7 +132,7 @@ class Reading:
 
 def read_answer(answer: Any, evidence: str | None, seconds: float, refused: bool) -> Reading:
     """Measures an Answer: `refused` says retrieval abstained (so no model was asked)."""
-    from eval.datasets import squash
+    from cite.eval.datasets import squash
 
     status = "refused" if refused else "not_found" if answer.abstained else "answered"
     text = answer.text or ""
@@ -247,13 +248,13 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
 
 
 def run(count: int, threads: int) -> dict[str, Any]:
-    from core.config import SplitSettings
-    from core.embedder import default_embedder
-    from eval.datasets import SEED_QUESTIONS, load_questions
-    from indexer.build import build_index
-    from indexer.loaders import load_paths
-    from retriever.engine import Engine
-    from retriever.generate import chat_model_from_env
+    from cite.core.config import SplitSettings
+    from cite.core.embedder import default_embedder
+    from cite.eval.datasets import SEED_QUESTIONS, load_questions
+    from cite.indexer.build import build_index
+    from cite.indexer.loaders import load_paths
+    from cite.retriever.engine import Engine
+    from cite.retriever.generate import chat_model_from_env
 
     questions = load_questions(SEED_QUESTIONS)
     answerable = spread([q for q in questions if q.answerable], count)

@@ -114,7 +114,7 @@ def start_server(
     """`cite serve` over `index` on 127.0.0.1:`port`, once it answers."""
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "CITE_PASSWORD": password or ""}
     process = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "serve", "--index", str(index), "--port", str(port)],
+        [sys.executable, "-m", "cite.ui.cli", "serve", "--index", str(index), "--port", str(port)],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT if log is not subprocess.DEVNULL else subprocess.DEVNULL,

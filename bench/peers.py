@@ -82,7 +82,7 @@ def split_chunks(units: Sequence[Chunk]) -> list[Chunk]:
 
 def first_relevant(texts: Sequence[str], evidence: str) -> int | None:
     """1-based rank of the first text that holds the evidence (squashed), or None."""
-    from eval.realdocs.check import squash
+    from cite.eval.realdocs.check import squash
 
     needle = squash(evidence)
     return next((rank for rank, text in enumerate(texts, 1) if needle in squash(text)), None)
@@ -124,11 +124,11 @@ def build_langchain(chunks: Sequence[Chunk]) -> Searcher:
 
 
 def build_cite(corpus: Path, workdir: Path) -> tuple[Searcher, int]:
-    from core.config import SplitSettings
-    from core.embedder import default_embedder
-    from indexer.build import build_index
-    from indexer.loaders import load_paths
-    from retriever.engine import Engine
+    from cite.core.config import SplitSettings
+    from cite.core.embedder import default_embedder
+    from cite.indexer.build import build_index
+    from cite.indexer.loaders import load_paths
+    from cite.retriever.engine import Engine
 
     embedder = default_embedder()
     report = build_index(load_paths([corpus]).documents, workdir / "cite-index", embedder, SplitSettings())
@@ -187,7 +187,7 @@ def render(runs: Sequence[SystemRun], tables: dict[str, dict[str, dict[str, floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    from eval.realdocs.check import dump, manifest_docs, read_questions, squash
+    from cite.eval.realdocs.check import dump, manifest_docs, read_questions, squash
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="the folder eval/realdocs/setup.sh filled")

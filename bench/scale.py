@@ -67,8 +67,7 @@ def faiss_curve(sizes: list[int], probes: int = 200) -> list[dict[str, Any]]:
     can write, set up as cite searches it. `recall@10` is the index's own top 10; `in 100` is
     the share of the exact top 10 among its top 100, the candidates cite rescores exactly."""
     import faiss
-
-    from core.store import DENSE_KINDS, HNSW_KIND, IVF_KIND, build_dense_index, ready_to_search
+    from cite.core.store import DENSE_KINDS, HNSW_KIND, IVF_KIND, build_dense_index, ready_to_search
 
     faiss.omp_set_num_threads(1)  # as cite serves: one thread per query
     rows = []
@@ -138,12 +137,12 @@ class SyntheticEmbedder:
 def _bases() -> list[tuple[str, str, list[tuple[Any, list[str], list[tuple[int, int]]]]]]:
     """The real documents every synthetic index repeats: (title, text, [(passage, BM25 tokens,
     sentence spans)]), split and tokenized once."""
-    from core.config import SplitSettings
-    from core.lexical import tokenize
-    from core.text import sentences_in_span
-    from core.types import Document
-    from indexer.build import indexing_text
-    from indexer.splitter import split_document
+    from cite.core.config import SplitSettings
+    from cite.core.lexical import tokenize
+    from cite.core.text import sentences_in_span
+    from cite.core.types import Document
+    from cite.indexer.build import indexing_text
+    from cite.indexer.splitter import split_document
 
     pool = records()
     bases = []
@@ -163,10 +162,18 @@ def build_synthetic_index(root: Path, passages: int) -> dict[str, Any]:
     """Writes a one-segment index of about `passages` passages straight through the store
     (documents split and tokenized as cite does; vectors synthetic). Repeated documents share
     their text objects, so memory holds the base texts once."""
-    from core.config import SplitSettings
-    from core.lexical import TOKENIZER_NAME
-    from core.store import FORMAT_VERSION, DocumentRecord, Manifest, quantise, write_segment, write_version, writer_lock
-    from core.types import Document, Passage, content_id
+    from cite.core.config import SplitSettings
+    from cite.core.lexical import TOKENIZER_NAME
+    from cite.core.store import (
+        FORMAT_VERSION,
+        DocumentRecord,
+        Manifest,
+        quantise,
+        write_segment,
+        write_version,
+        writer_lock,
+    )
+    from cite.core.types import Document, Passage, content_id
 
     started = time.perf_counter()
     split = SplitSettings()
@@ -195,7 +202,7 @@ def build_synthetic_index(root: Path, passages: int) -> dict[str, Any]:
         codes[first : first + 200_000], scales[first : first + 200_000] = quantise(
             topic_vectors(min(200_000, sentence_count - first), seed=7 + first)
         )
-    from core.store import SentenceArrays
+    from cite.core.store import SentenceArrays
 
     sentences = SentenceArrays(
         rows=np.asarray(sentence_rows, dtype=np.int32),
@@ -254,15 +261,14 @@ def serve(root: Path, queries: int = 200) -> dict[str, Any]:
     """In a fresh process: load the index, time search and ask, memory while serving, then
     add one document and search again."""
     import faiss
-
-    from core.config import SplitSettings
-    from core.types import Document
-    from indexer.build import build_index
-    from retriever.engine import Engine
+    from cite.core.config import SplitSettings
+    from cite.core.types import Document
+    from cite.indexer.build import build_index
+    from cite.retriever.engine import Engine
 
     faiss.omp_set_num_threads(1)
     embedder = SyntheticEmbedder()
-    from core.lexical import tokenize
+    from cite.core.lexical import tokenize
 
     tokenize("code and models, not the index, are loaded before the baseline")
     embedder.encode(["warm up"])

@@ -81,7 +81,7 @@ class Soak:
 
 def text_of(path: Path) -> str:
     """A file's text as the indexer reads it (the same loader: citations point into this)."""
-    from indexer.loaders import load_paths
+    from cite.indexer.loaders import load_paths
 
     return load_paths([path]).documents[0].text
 
@@ -185,7 +185,7 @@ def reindex(docs: Path, index: Path, soak: Soak, stop: threading.Event, rounds: 
         previous = path
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "ui.cli", "index", str(docs), "--index", str(index), "--wait", "600"],
+            [sys.executable, "-m", "cite.ui.cli", "index", str(docs), "--index", str(index), "--wait", "600"],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         soak.know(path.name, text_of(path))
     questions = [json.loads(line)["question"] for line in (SEEDS / "questions.jsonl").read_text().splitlines()]
     print(f"soak: indexing {docs} ...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "ui.cli", "index", str(docs), "--index", str(index)], cwd=ROOT, check=True)
+    command = [sys.executable, "-m", "cite.ui.cli", "index", str(docs), "--index", str(index)]
+    subprocess.run(command, cwd=ROOT, check=True)
     port = free_port()
     log = open(work / "server.log", "w")
     server = start_server(index, port, log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from core.errors import CiteError
+from cite.core.errors import CiteError
 
 PROBE_S = 5.0  # how long a host:port may take to accept a connection
 

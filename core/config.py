@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from core.errors import CiteError
+from cite.core.errors import CiteError
 
 Fusion = Literal["rrf", "convex"]
 PassageVectors = Literal["passage", "sentence-mean"]

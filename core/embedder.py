@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
-from core.digest import sha256_of_files
+from cite.core.digest import sha256_of_files
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from core.types import Citation, Document
+from cite.core.types import Citation, Document
 
 SECTION_SEPARATOR = " > "
 

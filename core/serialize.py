@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.types import Answer, Hit
+from cite.core.types import Answer, Hit
 
 
 def hit_json(hit: Hit, rank: int) -> dict[str, Any]:

@@ -47,16 +47,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-
-from core.digest import sha256_of_files
-from core.errors import IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
-from core.lexical import TOKENIZER_NAME, LexicalIndex, Postings, mapped_array
-from core.text import normalised_text
-from core.types import Document, Heading, Passage
+from cite.core.digest import sha256_of_files
+from cite.core.errors import IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
+from cite.core.lexical import TOKENIZER_NAME, LexicalIndex, Postings, mapped_array
+from cite.core.text import normalised_text
+from cite.core.types import Document, Heading, Passage
 
 if TYPE_CHECKING:
-    from core.config import SplitSettings
-    from core.embedder import Embedder
+    from cite.core.config import SplitSettings
+    from cite.core.embedder import Embedder
 
 FORMAT_VERSION = 3
 # Why an index of an older format must be rebuilt, said when it is.

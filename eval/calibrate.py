@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from core.errors import CiteError
-from eval.datasets import Question
-from retriever.answer import evidence_for, rank_sentences
-from retriever.engine import Engine
+from cite.core.errors import CiteError
+from cite.eval.datasets import Question
+from cite.retriever.answer import evidence_for, rank_sentences
+from cite.retriever.engine import Engine
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import CiteError
-from core.jsonl import read_jsonl
-from core.types import Passage
+from cite.core.errors import CiteError
+from cite.core.jsonl import read_jsonl
+from cite.core.types import Passage
 
 SEED_QUESTIONS = Path(__file__).resolve().parents[1] / "seeds" / "questions.jsonl"
 

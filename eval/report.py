@@ -7,10 +7,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from eval.published import PUBLISHED, published_table
-from eval.suite import EvalReport, Miss
+from cite.eval.published import PUBLISHED, published_table
+from cite.eval.suite import EvalReport, Miss
 
-REPORTS = Path(__file__).resolve().parent / "reports"
+# In a checkout, eval/reports (the repository keeps them); installed, a folder where cite runs.
+_CHECKOUT_REPORTS = Path(__file__).resolve().parent / "reports"
+REPORTS = _CHECKOUT_REPORTS if _CHECKOUT_REPORTS.is_dir() else Path("cite-reports")
 _LABEL = {"hit": "Recall@k (evidence in top k)", "recall": "Recall@k"}
 
 

@@ -7,14 +7,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from core.config import SearchSettings
-from core.embedder import Embedder
-from core.ranking import best_first
-from core.store import StoredIndex
-from core.types import Hit
-from eval.metrics import evaluate
-from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher
+from cite.core.config import SearchSettings
+from cite.core.embedder import Embedder
+from cite.core.ranking import best_first
+from cite.core.store import StoredIndex
+from cite.core.types import Hit
+from cite.eval.metrics import evaluate
+from cite.retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher
 
 METHODS = ("dense", "bm25", "hybrid")
 

@@ -12,19 +12,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import Settings
-from core.embedder import Embedder
-from core.errors import CiteError
-from core.store import StoredIndex, read_index
-from core.types import Citation
-from eval.datasets import SEED_QUESTIONS, Question, evidence_qrels, load_beir, load_questions, squash
-from eval.metrics import Qrels, first_relevant_rank
-from eval.runner import MethodResult, evaluate_methods
-from eval.tune import Tuning, tune_search
-from indexer.build import build_index
-from indexer.loaders import load_paths, source_of
-from retriever.answer_type import expected_type
-from retriever.engine import Engine
+from cite.core.config import Settings
+from cite.core.embedder import Embedder
+from cite.core.errors import CiteError
+from cite.core.store import StoredIndex, read_index
+from cite.core.types import Citation
+from cite.eval.datasets import SEED_QUESTIONS, Question, evidence_qrels, load_beir, load_questions, squash
+from cite.eval.metrics import Qrels, first_relevant_rank
+from cite.eval.runner import MethodResult, evaluate_methods
+from cite.eval.tune import Tuning, tune_search
+from cite.indexer.build import build_index
+from cite.indexer.loaders import load_paths, source_of
+from cite.retriever.answer_type import expected_type
+from cite.retriever.engine import Engine
 
 SEED_MEASURES = ("hit@1", "hit@5", "mrr@10", "ndcg@10")
 BEIR_MEASURES = ("ndcg@10", "recall@100", "mrr@10")

@@ -16,14 +16,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-
-from core.config import SearchSettings, Settings, save_settings
-from core.embedder import Embedder
-from core.store import StoredIndex
-from core.types import Hit
-from eval.metrics import per_query
-from eval.runner import embed_queries, run_queries
-from retriever.search import Candidates, DenseSearcher, HybridSearcher, LexicalSearcher
+from cite.core.config import SearchSettings, Settings, save_settings
+from cite.core.embedder import Embedder
+from cite.core.store import StoredIndex
+from cite.core.types import Hit
+from cite.eval.metrics import per_query
+from cite.eval.runner import embed_queries, run_queries
+from cite.retriever.search import Candidates, DenseSearcher, HybridSearcher, LexicalSearcher
 
 FOLDS = 5
 

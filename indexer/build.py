@@ -8,14 +8,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-
-from core.acronyms import defined_acronyms, spell_out
-from core.config import SplitSettings
-from core.embedder import Embedder
-from core.errors import CiteError, DocumentError, IndexIncompatible
-from core.layout import SECTION_SEPARATOR
-from core.lexical import TOKENIZER_NAME, tokenize
-from core.store import (
+from cite.core.acronyms import defined_acronyms, spell_out
+from cite.core.config import SplitSettings
+from cite.core.embedder import Embedder
+from cite.core.errors import CiteError, DocumentError, IndexIncompatible
+from cite.core.layout import SECTION_SEPARATOR
+from cite.core.lexical import TOKENIZER_NAME, tokenize
+from cite.core.store import (
     FORMAT_VERSION,
     DocumentRecord,
     Manifest,
@@ -30,9 +29,9 @@ from core.store import (
     write_version,
     writer_lock,
 )
-from core.text import sentences_in_span
-from core.types import Document, Passage
-from indexer.splitter import split_document
+from cite.core.text import sentences_in_span
+from cite.core.types import Document, Passage
+from cite.indexer.splitter import split_document
 
 # Called with (texts embedded so far, texts to embed in all): passages, titles, sentences.
 Progress = Callable[[int, int], None]

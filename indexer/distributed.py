@@ -23,21 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from core.cluster import init_ray
-from core.config import SplitSettings
-from core.embedder import Embedder
-from core.errors import CiteError, DocumentError
-from core.store import (
+from cite.core.cluster import init_ray
+from cite.core.config import SplitSettings
+from cite.core.embedder import Embedder
+from cite.core.errors import CiteError, DocumentError
+from cite.core.store import (
     SegmentRecord,
     StoredIndex,
     document_from_json,
     write_version,
     writer_lock,
 )
-from core.types import Document
-from indexer.build import IndexReport, plan_against_index, planned_report
-from indexer.splitter import split_document
+from cite.core.types import Document
+from cite.indexer.build import IndexReport, plan_against_index, planned_report
+from cite.indexer.splitter import split_document
 
 LOCAL = "local"  # `--ray` without an address: start a Ray on this machine for the run
 
@@ -159,7 +158,7 @@ class BatchResult:
 def embed_batch(documents: Sequence[Document], root: Path, embedder: Embedder, split: SplitSettings) -> BatchResult:
     """Splits, embeds and writes `documents` as one segment of the index at `root`, as the
     local build would write them (the one place that calls the local build's embedding step)."""
-    from indexer.build import _embed_documents, _write_segment
+    from cite.indexer.build import _embed_documents, _write_segment
 
     documents = sorted(documents, key=lambda d: d.doc)
     rows, texts = _embed_documents([(d, split_document(d, split)) for d in documents], embedder, None, split)
@@ -274,7 +273,7 @@ def _commit(
     """Writes the carried-over segment and the manifest that makes the actors' segments live
     (the one place that calls the local build's row-moving and manifest steps). BM25
     statistics live in each segment, so nothing lexical is gathered here."""
-    from indexer.build import _manifest, _rows_of, _write_segment
+    from cite.indexer.build import _manifest, _rows_of, _write_segment
 
     old_docs = old.manifest.documents if old else {}
     kept = [s for s in old.segments if s.record.name in plan.keep] if old else []

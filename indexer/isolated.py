@@ -24,12 +24,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from core.config import SplitSettings
-from core.embedder import Embedder
-from core.errors import CiteError
-from core.types import Document
-from indexer.formats.limits import DEFAULT_LIMITS, ReadLimits, size_text
-from indexer.loaders import Loaded, Skipped, load_paths
+from cite.core.config import SplitSettings
+from cite.core.embedder import Embedder
+from cite.core.errors import CiteError
+from cite.core.types import Document
+from cite.indexer.formats.limits import DEFAULT_LIMITS, ReadLimits, size_text
+from cite.indexer.loaders import Loaded, Skipped, load_paths
 
 # The worker's address space (RLIMIT_AS: virtual memory, not resident). Measured here: a worker
 # starts at ~70 MB; reading a dense 1,000-page PDF (6 million characters) peaks at 334 MB.
@@ -42,8 +42,9 @@ PARSE_SECONDS = 600.0
 BUILD_MEMORY_BYTES = 3 * 1024 * 1024 * 1024
 BUILD_SECONDS = 6 * 3600.0  # a 20-million-character upload embeds for hours on two cores
 # Modules the forkserver imports once, so that each worker starts already holding them.
-_PRELOAD = ["indexer.loaders", "indexer.formats.pdf", "indexer.formats.office", "indexer.formats.epub",
-            "indexer.formats.html", "pypdfium2", "docx", "pptx", "lxml.html", "PIL.Image"]  # fmt: skip
+_PRELOAD = ["cite.indexer.loaders", "cite.indexer.formats.pdf", "cite.indexer.formats.office",
+            "cite.indexer.formats.epub", "cite.indexer.formats.html", "pypdfium2", "docx", "pptx", "lxml.html",
+            "PIL.Image"]  # fmt: skip
 
 
 def load_isolated(
@@ -111,7 +112,7 @@ def build_isolated(
 
 def build_index_reporting(*args: Any, report: Callable[[Any], None], **kwargs: Any) -> Any:
     """build_index with its progress sent to the caller as ("progress", done, total) messages."""
-    from indexer.build import build_index
+    from cite.indexer.build import build_index
 
     return build_index(*args, lambda done, total: report(("progress", done, total)), **kwargs)
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.types import Document
-from indexer.formats import Extracted
-from indexer.formats.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits, size_text
+from cite.core.types import Document
+from cite.indexer.formats import Extracted
+from cite.indexer.formats.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits, size_text
 
 if TYPE_CHECKING:
-    from indexer.formats.html import HtmlPage
+    from cite.indexer.formats.html import HtmlPage
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
@@ -117,7 +117,7 @@ class _HtmlFolders:
 
 
 def _html_by_folder(files: list[tuple[Path, str]], limits: ReadLimits, skipped: list[Skipped]) -> _HtmlFolders:
-    from indexer.formats.html import common_blocks, parse_html
+    from cite.indexer.formats.html import common_blocks, parse_html
 
     found = _HtmlFolders()
     by_folder: dict[Path, list[HtmlPage]] = defaultdict(list)
@@ -166,30 +166,30 @@ def _read_file(file: Path, name: str, limits: ReadLimits, html: _HtmlFolders) ->
 def _extract(file: Path, suffix: str, html: _HtmlFolders, limits: ReadLimits) -> Extracted:
     """The reader for the file's format (heavy libraries imported only when needed)."""
     if suffix in HTML_SUFFIXES:
-        from indexer.formats.html import html_extract
+        from cite.indexer.formats.html import html_extract
 
         return html_extract(html.pages[file], html.common.get(file.parent, frozenset()))
     if suffix == ".pdf":
-        from indexer.formats.pdf import read_pdf
+        from cite.indexer.formats.pdf import read_pdf
 
         return read_pdf(file, limits=limits)
     if suffix == ".docx":
-        from indexer.formats.office import read_docx
+        from cite.indexer.formats.office import read_docx
 
         return read_docx(file, limits=limits)
     if suffix == ".pptx":
-        from indexer.formats.office import read_pptx
+        from cite.indexer.formats.office import read_pptx
 
         return read_pptx(file, limits=limits)
     if suffix == ".odt":
-        from indexer.formats.office import read_odt
+        from cite.indexer.formats.office import read_odt
 
         return read_odt(file, limits=limits)
     if suffix == ".epub":
-        from indexer.formats.epub import read_epub
+        from cite.indexer.formats.epub import read_epub
 
         return read_epub(file, limits=limits)
-    from indexer.formats.markdown import markdown_headings, rst_headings
+    from cite.indexer.formats.markdown import markdown_headings, rst_headings
 
     text = decode_text(file.read_bytes())
     if suffix in {".md", ".markdown"}:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from core.config import SplitSettings
-from core.layout import page_at, sections
-from core.text import normalise, sentence_spans
-from core.types import Document, Passage, content_id
+from cite.core.config import SplitSettings
+from cite.core.layout import page_at, sections
+from cite.core.text import normalise, sentence_spans
+from cite.core.types import Document, Passage, content_id
 
 
 def split_document(document: Document, settings: SplitSettings) -> list[Passage]:

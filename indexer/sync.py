@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexer.loaders import DOCUMENT_SUFFIXES
+from cite.indexer.loaders import DOCUMENT_SUFFIXES
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,14 @@ from dataclasses import dataclass, replace
 from itertools import combinations
 
 import numpy as np
-
-from core.config import AnswerSettings
-from core.layout import citation
-from core.lexical import question_terms
-from core.store import StoredIndex, passage_text
-from core.types import Answer, Document, Hit
-from retriever.answer_type import AnswerType, expected_type, holds_type
-from retriever.claims import check_claims, term_share
-from retriever.confidence import Evidence, confidence, coverage, missing_name
+from cite.core.config import AnswerSettings
+from cite.core.layout import citation
+from cite.core.lexical import question_terms
+from cite.core.store import StoredIndex, passage_text
+from cite.core.types import Answer, Document, Hit
+from cite.retriever.answer_type import AnswerType, expected_type, holds_type
+from cite.retriever.claims import check_claims, term_share
+from cite.retriever.confidence import Evidence, confidence, coverage, missing_name
 
 # A second or third sentence must score at least this share of the best one.
 KEEP_RATIO = 0.8

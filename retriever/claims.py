@@ -12,10 +12,10 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from core.embedder import Embedder
-from core.lexical import question_terms, tokenize
-from core.text import normalised_text
-from core.types import Citation, Claim
+from cite.core.embedder import Embedder
+from cite.core.lexical import question_terms, tokenize
+from cite.core.text import normalised_text
+from cite.core.types import Citation, Claim
 
 SUPPORTED = 0.6
 SUPPORT_COSINE_SHARE = 0.5  # a claim's support: this share of meaning, the rest content words

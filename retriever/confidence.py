@@ -26,9 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass
 
 import numpy as np
-
-from core.lexical import question_terms, tokenize
-from core.store import StoredIndex
+from cite.core.lexical import question_terms, tokenize
+from cite.core.store import StoredIndex
 
 # A name, roughly: a capitalised word that does not open the question, a word with two
 # capitals (GPU, SQLite, MathML), a word with a digit or an underscore (pg_cron, 2018), a

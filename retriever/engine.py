@@ -13,13 +13,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings, load_settings
-from core.embedder import Embedder, default_embedder
-from core.store import StoredIndex, current_version
-from core.types import Answer, Hit
-from retriever.answer import extractive_answer
-from retriever.followup import standalone_question
-from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, check_query, check_question, load_index
+from cite.core.config import Settings, load_settings
+from cite.core.embedder import Embedder, default_embedder
+from cite.core.store import StoredIndex, current_version
+from cite.core.types import Answer, Hit
+from cite.retriever.answer import extractive_answer
+from cite.retriever.followup import standalone_question
+from cite.retriever.search import (
+    DenseSearcher,
+    HybridSearcher,
+    LexicalSearcher,
+    check_query,
+    check_question,
+    load_index,
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ class Engine:
         so a follow-up ("And who opposed it?") is made standalone before retrieval."""
         question = asked = check_question(question)
         if self.chat_model is not None and history:
-            from retriever.generate import rewrite_question  # LangChain loads only when a model is used
+            from cite.retriever.generate import rewrite_question  # LangChain loads only when a model is used
 
             question = rewrite_question(self.chat_model, question, history)
         else:
@@ -114,7 +121,7 @@ class Engine:
         # asked to answer from passages that do not hold the answer.
         if self.chat_model is None or extractive.abstained:
             return answer
-        from retriever.generate import generative_answer, hit_document
+        from cite.retriever.generate import generative_answer, hit_document
 
         documents = [hit_document(hit, rank) for rank, hit in enumerate(hits[: settings.answer.passages + 1], 1)]
         generated = generative_answer(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from core.lexical import QUESTION_WORDS, tokenize
+from cite.core.lexical import QUESTION_WORDS, tokenize
 
 # Openers and pronouns that lean on an earlier turn.
 _LEANS_BACK = re.compile(

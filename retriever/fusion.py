@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from core.ranking import best_first
+from cite.core.ranking import best_first
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Mapping[str, float]], k: int = 60) -> dict[str, float]:

@@ -15,15 +15,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from cite.core.errors import CiteError
+from cite.core.layout import citation
+from cite.core.text import sentences_in_span
+from cite.core.types import Answer, Citation, Document, Hit, Passage
+from cite.retriever.claims import check_claims, split_claims
 from langchain_core.documents import Document as LCDocument
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-
-from core.errors import CiteError
-from core.layout import citation
-from core.text import sentences_in_span
-from core.types import Answer, Citation, Document, Hit, Passage
-from retriever.claims import check_claims, split_claims
 
 NOT_FOUND = "NOT_FOUND"
 

@@ -1,6 +1,6 @@
 """cite's hybrid retriever as a LangChain `BaseRetriever`, to drop into any LCEL chain.
 
-from retriever.lc import CiteRetriever
+from cite.retriever.lc import CiteRetriever
 retriever = CiteRetriever.from_index(".cite/index", k=5)
 docs = retriever.invoke("Who proposed a CSO joint command?")
 docs[0].metadata  # {"doc", "start", "end", "rank", "score", "scores": {...}}
@@ -11,13 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cite.retriever.engine import Engine
+from cite.retriever.generate import hit_document
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
-
-from retriever.engine import Engine
-from retriever.generate import hit_document
 
 
 class CiteRetriever(BaseRetriever):

@@ -6,15 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from core.config import SearchSettings
-from core.embedder import Embedder
-from core.errors import BadQuestion, IndexIncompatible
-from core.lexical import K1, QueryWeights, tokenize
-from core.ranking import best_first
-from core.store import StoredIndex, incompatibility, read_index
-from core.types import Hit
-from retriever.fusion import convex_fusion, reciprocal_rank_fusion
+from cite.core.config import SearchSettings
+from cite.core.embedder import Embedder
+from cite.core.errors import BadQuestion, IndexIncompatible
+from cite.core.lexical import K1, QueryWeights, tokenize
+from cite.core.ranking import best_first
+from cite.core.store import StoredIndex, incompatibility, read_index
+from cite.core.types import Hit
+from cite.retriever.fusion import convex_fusion, reciprocal_rank_fusion
 
 MAX_QUESTION_CHARS = 2000  # a question to answer (`ask`)
 # A search query may be a pasted paragraph (a citation lookup) or a whole argument: ArguAna's

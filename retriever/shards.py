@@ -23,16 +23,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-
-from core.cluster import init_ray
-from core.config import SearchSettings, Settings
-from core.embedder import Embedder
-from core.errors import CiteError, IndexMissing
-from core.lexical import LexicalIndex, Postings, QueryWeights
-from core.store import Manifest, SegmentRecord, StoredIndex, current_version, read_manifest, segment_folder
-from core.types import Document, Hit, Passage
-from retriever.engine import Engine, Snapshot
-from retriever.search import Candidates, HybridSearcher, best_sentences
+from cite.core.cluster import init_ray
+from cite.core.config import SearchSettings, Settings
+from cite.core.embedder import Embedder
+from cite.core.errors import CiteError, IndexMissing
+from cite.core.lexical import LexicalIndex, Postings, QueryWeights
+from cite.core.store import Manifest, SegmentRecord, StoredIndex, current_version, read_manifest, segment_folder
+from cite.core.types import Document, Hit, Passage
+from cite.retriever.engine import Engine, Snapshot
+from cite.retriever.search import Candidates, HybridSearcher, best_sentences
 
 NAMESPACE = "cite"
 QUERY_TIMEOUT_S = 30.0
@@ -191,7 +190,7 @@ def sharded_engine(address: str, root: Path, shards: int = 2) -> ShardedEngine:
     for this process when none are running). Stays connected for the process's life."""
 
     connect(address)
-    from retriever.generate import chat_model_from_env
+    from cite.retriever.generate import chat_model_from_env
 
     return ShardedEngine(root, ShardSet.start(root, shards, detached=False), chat_model=chat_model_from_env())
 
@@ -205,7 +204,7 @@ def _with_starts(segments: Sequence[Any]) -> Iterator[tuple[Any, int]]:
 
 def _read_segments(root: Path, records: Sequence[SegmentRecord]) -> list[Any]:
     """The one place that loads single segments (core.store loads whole versions)."""
-    from core.store import _read_segment, _verify, writer_crashed
+    from cite.core.store import _read_segment, _verify, writer_crashed
 
     check = "full" if writer_crashed(root) else "stamps"  # as read_index checks
     for record in records:

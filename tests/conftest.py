@@ -47,7 +47,7 @@ def fake_embedder() -> FakeEmbedder:
 
 @pytest.fixture(scope="session")
 def real_embedder():
-    from core.embedder import default_embedder
+    from cite.core.embedder import default_embedder
 
     return default_embedder()
 
@@ -55,9 +55,9 @@ def real_embedder():
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory, real_embedder) -> Path:
     """The seeds indexed once with the real model, for every real-model test."""
-    from core.config import SplitSettings
-    from indexer.build import build_index
-    from indexer.loaders import load_paths
+    from cite.core.config import SplitSettings
+    from cite.indexer.build import build_index
+    from cite.indexer.loaders import load_paths
 
     root = tmp_path_factory.mktemp("seed-index") / "index"
     build_index(load_paths([SEEDS]).documents, root, real_embedder, SplitSettings())
@@ -66,7 +66,7 @@ def seed_index(tmp_path_factory, real_embedder) -> Path:
 
 @pytest.fixture(scope="session")
 def seed_engine(seed_index, real_embedder):
-    from retriever.engine import Engine
+    from cite.retriever.engine import Engine
 
     return Engine(seed_index, real_embedder)
 

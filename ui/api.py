@@ -22,17 +22,16 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from cite.core.errors import BadQuestion, CiteError, IndexMissing
+from cite.ui import validate
+from cite.ui.backend import Backend
+from cite.ui.guard import USER
+from cite.ui.openai_api import openai_router
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
-
-from core.errors import BadQuestion, CiteError, IndexMissing
-from ui import validate
-from ui.backend import Backend
-from ui.guard import USER
-from ui.openai_api import openai_router
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +199,7 @@ def create_api(backend: Backend) -> FastAPI:
     @app.post("/api/search", response_model=None, responses={200: {"model": HitsOut}, **REFUSALS})
     def search(request: SearchRequest) -> JSONResponse:
         """The k passages that best state `question`, with their places and scores (`cite search --json`)."""
-        from core.serialize import hits_json
+        from cite.core.serialize import hits_json
 
         return JSONResponse({"hits": hits_json(backend.engine().search(request.question, request.k))})
 
@@ -209,7 +208,7 @@ def create_api(backend: Backend) -> FastAPI:
     )
     def documents() -> JSONResponse:
         """What is indexed, by name."""
-        from ui.web import api_documents
+        from cite.ui.web import api_documents
 
         return JSONResponse(api_documents(backend))
 
@@ -259,7 +258,7 @@ def create_api(backend: Backend) -> FastAPI:
 
 
 def _answer_json(backend: Backend, request: AskRequest) -> dict[str, Any]:
-    from core.serialize import answer_json
+    from cite.core.serialize import answer_json
 
     return answer_json(backend.engine().ask(request.question, request.k, history=request.history or ()))
 

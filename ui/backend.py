@@ -15,19 +15,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings, SplitSettings, load_settings
-from core.embedder import Embedder, default_embedder, for_serving, for_uploads
-from core.errors import CiteError, IndexBusy, IndexMissing
-from core.store import current_version, read_manifest
-from core.types import Document
-from eval.report import REPORTS
-from indexer.build import build_index
-from indexer.isolated import build_isolated, load_isolated
-from indexer.loaders import source_of
-from indexer.sync import FolderSync
-from retriever.engine import Engine
-from retriever.generate import chat_model_from_env
-from ui import validate
+from cite.core.config import Settings, SplitSettings, load_settings
+from cite.core.embedder import Embedder, default_embedder, for_serving, for_uploads
+from cite.core.errors import CiteError, IndexBusy, IndexMissing
+from cite.core.store import current_version, read_manifest
+from cite.core.types import Document
+from cite.eval.report import REPORTS
+from cite.indexer.build import build_index
+from cite.indexer.isolated import build_isolated, load_isolated
+from cite.indexer.loaders import source_of
+from cite.indexer.sync import FolderSync
+from cite.retriever.engine import Engine
+from cite.retriever.generate import chat_model_from_env
+from cite.ui import validate
 
 UPLOAD_PREFIX = "uploads/"
 DOCUMENT_COLUMNS = ("document", "title", "passages", "characters", "indexed", "source")
@@ -147,7 +147,7 @@ class Backend:
     def page_image(self, doc: str, page: int, span: tuple[int, int]) -> bytes | None:
         """Page `page` of PDF `doc` as PNG bytes with `span` highlighted, read from the file it was
         indexed from; None when that file is not at hand (an upload, a moved folder) or unreadable."""
-        from indexer.formats.pdf import page_image
+        from cite.indexer.formats.pdf import page_image
 
         document = self.engine().snapshot().index.documents.get(doc)
         if document is None or not doc.lower().endswith(".pdf"):

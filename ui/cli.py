@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from core.errors import BadQuestion, CiteError, DocumentError, IndexBusy
-from core.store import DEFAULT_INDEX, current_version
+from cite.core.errors import BadQuestion, CiteError, DocumentError, IndexBusy
+from cite.core.store import DEFAULT_INDEX, current_version
 
 PROJECT_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 EVAL_INDEXES = Path(".cite/eval")
@@ -185,10 +185,10 @@ def _report_dir_option(parser: argparse.ArgumentParser, whose: str = "the") -> N
 
 
 def _index(args: argparse.Namespace) -> int:
-    from core.config import SplitSettings
-    from core.embedder import default_embedder
-    from indexer.build import build_index
-    from indexer.loaders import load_paths, source_of
+    from cite.core.config import SplitSettings
+    from cite.core.embedder import default_embedder
+    from cite.indexer.build import build_index
+    from cite.indexer.loaders import load_paths, source_of
 
     paths = args.paths or [default_seeds()]
     missing = [str(p) for p in paths if not p.exists()]
@@ -204,7 +204,7 @@ def _index(args: argparse.Namespace) -> int:
         passage_vectors="sentence-mean" if args.fast and not args.embed_passages else "passage",
     )
     if args.ray is not None:  # the same build, its embedding spread over a Ray cluster
-        from indexer.distributed import ray_builder
+        from cite.indexer.distributed import ray_builder
 
         build_index = ray_builder(args.ray)
     embedder, progress = default_embedder(), _progress_printer()
@@ -229,7 +229,7 @@ def _index(args: argparse.Namespace) -> int:
 def _watch_and_index(args: argparse.Namespace, paths: list[Path]) -> int:
     """`cite index FOLDER... --watch`: each burst of changes in the folders re-runs the same
     incremental index, until interrupted."""
-    from indexer.sync import FolderSync
+    from cite.indexer.sync import FolderSync
 
     folders = [p for p in paths if p.is_dir()]
     if not folders:
@@ -250,7 +250,7 @@ def _watch_and_index(args: argparse.Namespace, paths: list[Path]) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from core.store import verify_index
+    from cite.core.store import verify_index
 
     files, size = verify_index(args.index)  # IndexCorrupt names the damaged file
     print(f"Index {args.index} is intact: {files} files, {size / 2**20:.1f} MB, every SHA-256 matches.")
@@ -417,7 +417,7 @@ def _print_json(record: dict[str, Any]) -> None:
 
 def _k(text: str) -> int:
     """--k's parser: validate.k's range and message, as argparse's own error."""
-    from ui import validate
+    from cite.ui import validate
 
     try:
         return validate.k(int(text) if text.strip().lstrip("+-").isdigit() else text)
@@ -427,11 +427,11 @@ def _k(text: str) -> int:
 
 @contextmanager
 def _engine(args: argparse.Namespace) -> Iterator[Any]:
-    from retriever.engine import Engine
-    from retriever.generate import chat_model_from_env
+    from cite.retriever.engine import Engine
+    from cite.retriever.generate import chat_model_from_env
 
     if args.ray:  # the same engine over shard actors on a Ray cluster
-        from retriever.shards import sharded_engine
+        from cite.retriever.shards import sharded_engine
 
         engine = sharded_engine(args.ray, args.index)
         try:
@@ -443,9 +443,9 @@ def _engine(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from core.serialize import hits_json
-    from ui import validate
-    from ui.render import document_texts
+    from cite.core.serialize import hits_json
+    from cite.ui import validate
+    from cite.ui.render import document_texts
 
     def respond(engine: Any, query: str) -> dict[str, Any] | str:
         snapshot = engine.snapshot()
@@ -458,8 +458,8 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from core.serialize import answer_json
-    from ui import validate
+    from cite.core.serialize import answer_json
+    from cite.ui import validate
 
     def respond(engine: Any, question: str) -> dict[str, Any] | str:
         answer = engine.ask(question, args.k)
@@ -471,7 +471,7 @@ def _ask(args: argparse.Namespace) -> int:
 def _format_hits(hits: Any, texts: dict[str, str] | None = None) -> str:
     """Each passage's place and scores, then the sentence that best matches (given the
     documents' texts) or the start of the passage."""
-    from ui.render import place, sentence_text
+    from cite.ui.render import place, sentence_text
 
     lines = []
     for rank, hit in enumerate(hits, start=1):
@@ -496,7 +496,7 @@ def format_answer(answer: Any) -> str:
             _format_hits(answer.hits[:3]) or "  (none)",
         ]
         return "\n".join(lines)
-    from ui.render import place
+    from cite.ui.render import place
 
     lines = [answer.text, "", "Sources:"]
     for c in answer.citations:
@@ -514,12 +514,12 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from core.config import load_settings
-    from core.embedder import default_embedder
-    from eval.datasets import SEED_QUESTIONS
-    from eval.report import REPORTS, format_table, report_json, write_report
-    from eval.suite import evaluate_beir, evaluate_questions, refuse_tuning_on_test, tune_beir, tune_questions
-    from eval.tune import save_if_better
+    from cite.core.config import load_settings
+    from cite.core.embedder import default_embedder
+    from cite.eval.datasets import SEED_QUESTIONS
+    from cite.eval.report import REPORTS, format_table, report_json, write_report
+    from cite.eval.suite import evaluate_beir, evaluate_questions, refuse_tuning_on_test, tune_beir, tune_questions
+    from cite.eval.tune import save_if_better
 
     if args.beir:
         args.split = args.split or "test"
@@ -529,12 +529,12 @@ def _eval(args: argparse.Namespace) -> int:
     if args.calibrate_also and not args.calibrate:
         raise CiteError("--calibrate-also adds questions to --calibrate; add --calibrate.")
     if args.calibrate:  # refused before the eval runs, not after it
-        from eval.calibrate import check_both_kinds
-        from eval.datasets import load_questions
+        from cite.eval.calibrate import check_both_kinds
+        from cite.eval.datasets import load_questions
 
         if args.beir:
             raise CiteError("--calibrate needs answerable and unanswerable questions (--questions or the seed set).")
-        from eval.suite import questions_in_split
+        from cite.eval.suite import questions_in_split
 
         calibrating = [questions_in_split(load_questions(questions), args.split)]
         for path, other_index in args.calibrate_also:
@@ -559,8 +559,8 @@ def _eval(args: argparse.Namespace) -> int:
             tuning = tune_questions(questions, root, embedder, settings, args.split)
         print(save_if_better(tuning, root, settings), file=sys.stderr if args.json else sys.stdout)
     if args.calibrate:
-        from eval.calibrate import calibration
-        from retriever.engine import Engine
+        from cite.eval.calibrate import calibration
+        from cite.retriever.engine import Engine
 
         engines = [Engine(root, embedder, settings)]
         engines += [Engine(other, embedder) for _, other in args.calibrate_also]  # each with its own settings
@@ -579,7 +579,7 @@ def _eval_index(args: argparse.Namespace) -> Path:
 
 
 def _mcp(args: argparse.Namespace) -> int:
-    from ui.mcp_server import run_stdio
+    from cite.ui.mcp_server import run_stdio
 
     run_stdio(args.index)
     return 0
@@ -587,18 +587,18 @@ def _mcp(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     limit_malloc_arenas()  # first: it binds only threads that have not yet allocated
-    from ui.guard import is_loopback
-    from ui.web import serve
+    from cite.ui.guard import is_loopback
+    from cite.ui.web import serve
 
     if not is_loopback(args.host) and not args.expose:
         raise CiteError(
             f"Refusing to listen on {args.host}: anyone who can reach it could read your documents. "
             "Add --expose (and --password) if that is what you want."
         )
-    from eval.report import REPORTS
+    from cite.eval.report import REPORTS
 
     if args.ray:  # shard actors (and Serve replicas) on a Ray cluster
-        from ui.ray_serve import serving_on
+        from cite.ui.ray_serve import serving_on
 
         if args.watch:
             raise CiteError("--watch is not available with --ray yet: run `cite index FOLDER --watch --ray` beside it.")

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cite.ui import validate
 from starlette.responses import JSONResponse
-
-from ui import validate
 
 USER = "cite"
 LOGIN_FAILURES, LOGIN_WINDOW_S = 5, 60.0  # then 429 until the oldest failure is a window old

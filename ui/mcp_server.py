@@ -26,6 +26,16 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
+from cite.core.errors import CiteError, IndexMissing
+from cite.core.layout import SECTION_SEPARATOR, heading_title, page_at
+from cite.core.serialize import answer_json, hits_json
+from cite.core.store import DEFAULT_INDEX, current_version
+from cite.core.types import Answer, Document, Hit
+from cite.ui import validate
+from cite.ui.api import AnswerOut, HitsOut
+from cite.ui.backend import Backend
+from cite.ui.guard import MAX_JSON_BYTES
+from cite.ui.render import place
 from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -34,17 +44,6 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
-from core.errors import CiteError, IndexMissing
-from core.layout import SECTION_SEPARATOR, heading_title, page_at
-from core.serialize import answer_json, hits_json
-from core.store import DEFAULT_INDEX, current_version
-from core.types import Answer, Document, Hit
-from ui import validate
-from ui.api import AnswerOut, HitsOut
-from ui.backend import Backend
-from ui.guard import MAX_JSON_BYTES
-from ui.render import place
 
 SEARCH_K = 5  # hits an agent gets by default: enough to compare, few enough to read
 MAX_READ_CHARS = 20_000  # one read: a few pages around a citation, not a whole book

@@ -36,20 +36,19 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cite.core.errors import BadQuestion, CiteError, IndexMissing
+from cite.core.serialize import answer_json
+from cite.core.text import normalise
+from cite.core.types import Answer
+from cite.ui import validate
+from cite.ui.backend import Backend
+from cite.ui.render import page_label, section_title
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
-
-from core.errors import BadQuestion, CiteError, IndexMissing
-from core.serialize import answer_json
-from core.text import normalise
-from core.types import Answer
-from ui import validate
-from ui.backend import Backend
-from ui.render import page_label, section_title
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.embedder import Embedder
-from core.errors import CiteError
-from eval.report import REPORTS
-from retriever.shards import ShardedEngine, ShardSet, connect
-from ui.backend import Backend
+from cite.core.embedder import Embedder
+from cite.core.errors import CiteError
+from cite.eval.report import REPORTS
+from cite.retriever.shards import ShardedEngine, ShardSet, connect
+from cite.ui.backend import Backend
 
 SERVE_PORT = 8000  # Ray Serve's own default
 
@@ -34,7 +34,7 @@ class ShardedBackend(Backend):
     def engine(self) -> ShardedEngine:  # type: ignore[override]
         with self._lock:
             if self._engine is None:
-                from retriever.generate import chat_model_from_env
+                from cite.retriever.generate import chat_model_from_env
 
                 self._engine = ShardedEngine(
                     self.root, self.shards, self.embedder, self.settings, chat_model_from_env()
@@ -46,14 +46,13 @@ class CiteHTTP:
     """A Ray Serve replica: search and ask over the shard actors of one index."""
 
     def __init__(self, root: str) -> None:
-        from retriever.generate import chat_model_from_env
+        from cite.retriever.generate import chat_model_from_env
 
         self.engine = ShardedEngine(Path(root), ShardSet.start(Path(root)), chat_model=chat_model_from_env())
 
     async def __call__(self, request: Any) -> Any:
+        from cite.core.serialize import answer_json, hits_json
         from starlette.responses import JSONResponse
-
-        from core.serialize import answer_json, hits_json
 
         path = request.url.path.rstrip("/")
         if request.method != "POST" or path not in ("/search", "/ask"):
@@ -103,9 +102,8 @@ def serve_on_ray(
     runs them, behind `password` as user `cite` when one is given), until interrupted."""
     import ray
     import uvicorn
-
-    from ui.guard import Door, is_loopback
-    from ui.web import server_app, uvicorn_options
+    from cite.ui.guard import Door, is_loopback
+    from cite.ui.web import server_app, uvicorn_options
 
     if shards < 1 or replicas < 0:
         raise CiteError(f"--shards must be at least 1 and --replicas at least 0 (got {shards}, {replicas}).")

@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping, Sequence
 from html import escape
 
-from core.layout import SECTION_SEPARATOR
-from core.text import normalise
-from core.types import Answer, Citation, Document, Hit
+from cite.core.layout import SECTION_SEPARATOR
+from cite.core.text import normalise
+from cite.core.types import Answer, Citation, Document, Hit
 
 _SCORE_NAMES = (("dense", "dense"), ("bm25", "BM25"), ("sentence", "sentence"), ("fused", "fused"))
 # Every ASCII punctuation character: CommonMark shows a backslash-escaped one as itself, so

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from core.errors import CiteError
-from indexer.loaders import DEFAULT_MAX_BYTES, DOCUMENT_SUFFIXES
-from retriever.search import MAX_QUERY_CHARS, MAX_QUESTION_CHARS, check_query, check_question
+from cite.core.errors import CiteError
+from cite.indexer.loaders import DEFAULT_MAX_BYTES, DOCUMENT_SUFFIXES
+from cite.retriever.search import MAX_QUERY_CHARS, MAX_QUESTION_CHARS, check_query, check_question
 
 K_MIN, K_MAX = 1, 100
 DEFAULT_K = 10

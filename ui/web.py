@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-
-from core.errors import CiteError, IndexMissing
-from core.serialize import answer_json, hits_json
-from eval.report import REPORTS
-from indexer.loaders import DOCUMENT_SUFFIXES
-from ui import render, validate
-from ui.backend import DOCUMENT_COLUMNS, Backend
-from ui.guard import Door, Guard, is_loopback
+from cite.core.errors import CiteError, IndexMissing
+from cite.core.serialize import answer_json, hits_json
+from cite.eval.report import REPORTS
+from cite.indexer.loaders import DOCUMENT_SUFFIXES
+from cite.ui import render, validate
+from cite.ui.backend import DOCUMENT_COLUMNS, Backend
+from cite.ui.guard import Door, Guard, is_loopback
 
 log = logging.getLogger(__name__)
 SERVER_FAULT = "Something went wrong on the server (its log has the details); try again."
@@ -290,10 +289,10 @@ def show_sync(backend: Backend) -> Outputs:
 def run_eval(backend: Backend, path: str | None, tune_too: bool, progress: Any = gr.Progress()) -> Outputs:
     """Eval tab: retrieval accuracy on the questions in `path` (None: the seed questions),
     and (`tune_too`) fusion weights tuned on them, saved only when they win held out."""
-    from eval.datasets import SEED_QUESTIONS
-    from eval.report import format_table, write_report
-    from eval.suite import evaluate_questions, tune_questions
-    from eval.tune import save_if_better
+    from cite.eval.datasets import SEED_QUESTIONS
+    from cite.eval.report import format_table, write_report
+    from cite.eval.suite import evaluate_questions, tune_questions
+    from cite.eval.tune import save_if_better
 
     progress(0, desc="Running the questions")
     questions_path = Path(path) if path else SEED_QUESTIONS
@@ -514,8 +513,8 @@ def server_app(
     Args:
         door: who may come in; a string is a password (any host, no proxy).
     """
-    from ui.api import create_api, mount_ui
-    from ui.mcp_server import mount_mcp
+    from cite.ui.api import create_api, mount_ui
+    from cite.ui.mcp_server import mount_mcp
 
     door = door if isinstance(door, Door) else Door(door)
     backend = backend or Backend(root, reports=reports)

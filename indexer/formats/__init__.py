@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.types import Heading
+from cite.core.types import Heading
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 
-from indexer.formats.limits import LimitExceeded, ReadLimits, size_text
+from cite.indexer.formats.limits import LimitExceeded, ReadLimits, size_text
 
 _CHUNK = 1024 * 1024
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from core.types import Heading
-from indexer.formats import Extracted
-from indexer.formats.limits import ReadLimits
+from cite.core.types import Heading
+from cite.indexer.formats import Extracted
+from cite.indexer.formats.limits import ReadLimits
 
 _SPACES = re.compile(r"\s+")
 

@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 from urllib.parse import unquote
 
-from indexer.formats import Extracted
-from indexer.formats.archive import Archive
-from indexer.formats.builder import TextBuilder
-from indexer.formats.html import add_blocks, parse_html
-from indexer.formats.limits import DEFAULT_LIMITS, ReadLimits
+from cite.indexer.formats import Extracted
+from cite.indexer.formats.archive import Archive
+from cite.indexer.formats.builder import TextBuilder
+from cite.indexer.formats.html import add_blocks, parse_html
+from cite.indexer.formats.limits import DEFAULT_LIMITS, ReadLimits
 
 _CONTAINER = "urn:oasis:names:tc:opendocument:xmlns:container"
 _OPF = "http://www.idpf.org/2007/opf"

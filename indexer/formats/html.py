@@ -10,8 +10,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from indexer.formats import Extracted
-from indexer.formats.builder import TextBuilder
+from cite.indexer.formats import Extracted
+from cite.indexer.formats.builder import TextBuilder
 
 # Tags whose content is never text a reader reads.
 _NEVER = {"script", "style", "noscript", "template", "head", "svg", "math", "iframe", "object", "canvas",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from core.types import Heading
+from cite.core.types import Heading
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")

@@ -10,7 +10,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from indexer.formats.layout import Line
+from cite.indexer.formats.layout import Line
 
 _TIMEOUT_S = 300
 

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from indexer.formats import Extracted
-from indexer.formats.archive import Archive
-from indexer.formats.builder import TextBuilder
-from indexer.formats.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
+from cite.indexer.formats import Extracted
+from cite.indexer.formats.archive import Archive
+from cite.indexer.formats.builder import TextBuilder
+from cite.indexer.formats.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
 
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 _TOC_STYLE = re.compile(r"^(?:toc|contents)\s*(?:\d|heading)?$", re.IGNORECASE)

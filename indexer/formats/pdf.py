@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.formats import Extracted
-from indexer.formats.builder import TextBuilder
-from indexer.formats.layout import (
+from cite.indexer.formats import Extracted
+from cite.indexer.formats.builder import TextBuilder
+from cite.indexer.formats.layout import (
     Key,
     Line,
     OutlineItem,
@@ -28,7 +28,7 @@ from indexer.formats.layout import (
     reference_pages,
     size_headings,
 )
-from indexer.formats.limits import DEFAULT_LIMITS, ReadLimits
+from cite.indexer.formats.limits import DEFAULT_LIMITS, ReadLimits
 
 # pdfium writes U+FFFE where a word was hyphenated at a line end, and joins the two lines;
 # writing "-\n" back gives the form core.text.normalise joins ("secu-\nrity" -> "security").
@@ -89,7 +89,7 @@ def read_pdf(file: Path, ocr: Callable | None = None, limits: ReadLimits = DEFAU
 
 
 def _default_ocr() -> Callable | None:
-    from indexer.formats import ocr
+    from cite.indexer.formats import ocr
 
     return ocr.read_image if ocr.available() else None
 

@@ -1,4 +1,5 @@
-from core.acronyms import defined_acronyms, spell_out
+from cite.core.acronyms import defined_acronyms, spell_out
+
 from tests.conftest import SEEDS
 
 

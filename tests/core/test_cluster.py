@@ -1,9 +1,8 @@
 import socket
 
 import pytest
-
-from core.cluster import init_ray, unreachable
-from core.errors import CiteError
+from cite.core.cluster import init_ray, unreachable
+from cite.core.errors import CiteError
 
 
 def _closed_port() -> int:

@@ -4,8 +4,7 @@ import threading
 import numpy as np
 import onnxruntime
 import pytest
-
-from core.embedder import MiniLMEmbedder, OnnxEmbedder
+from cite.core.embedder import MiniLMEmbedder, OnnxEmbedder
 
 
 @pytest.mark.slow
@@ -68,7 +67,7 @@ def test_a_pickled_or_copied_embedder_loads_its_own_session():
 
 
 def test_the_default_embedder_is_made_once_per_process():
-    from core.embedder import default_embedder
+    from cite.core.embedder import default_embedder
 
     assert default_embedder() is default_embedder()
 
@@ -77,7 +76,7 @@ def test_the_default_embedder_is_made_once_per_process():
 def test_uploads_are_embedded_in_runs_of_bounded_tokens(real_embedder, monkeypatch):
     """A server embeds uploads in model runs of at most UPLOAD_BATCH_TOKENS tokens (its memory
     grew ~280 MB on one run of 16 long passages); sentences keep their whole batches."""
-    from core.embedder import UPLOAD_BATCH_TOKENS, for_uploads
+    from cite.core.embedder import UPLOAD_BATCH_TOKENS, for_uploads
 
     bounded = for_uploads(real_embedder)
     assert bounded is not real_embedder and real_embedder.batch_tokens is None

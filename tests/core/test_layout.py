@@ -1,7 +1,7 @@
-from core.config import SplitSettings
-from core.layout import citation, page_at, sections
-from core.types import Document, Heading
-from indexer.splitter import split_document
+from cite.core.config import SplitSettings
+from cite.core.layout import citation, page_at, sections
+from cite.core.types import Document, Heading
+from cite.indexer.splitter import split_document
 
 
 def manual() -> Document:

@@ -4,11 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from cite.core import lexical
+from cite.core.lexical import LexicalIndex, Postings
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-
-from core import lexical
-from core.lexical import LexicalIndex, Postings
 
 TOKENS = [["bee", "honey", "bee"], ["river", "volga"], ["bee", "river"]]
 
@@ -62,8 +61,7 @@ def test_a_query_of_unknown_words_scores_zero_everywhere():
 
 def test_scores_match_bm25s_on_a_real_vocabulary():
     import bm25s
-
-    from core.lexical import tokenize
+    from cite.core.lexical import tokenize
 
     texts = [
         "The Volga is the longest river in Europe.",
@@ -80,7 +78,7 @@ def test_scores_match_bm25s_on_a_real_vocabulary():
 
 
 def test_segments_score_as_one_index():
-    from core.lexical import Postings
+    from cite.core.lexical import Postings
 
     tokens = TOKENS + [["honey", "river", "river"], ["owl"]]
     whole = LexicalIndex.build(tokens)
@@ -93,7 +91,7 @@ def test_segments_score_as_one_index():
 
 
 def test_postings_save_and_load_back_memory_mapped(tmp_path):
-    from core.lexical import Postings
+    from cite.core.lexical import Postings
 
     Postings.build(TOKENS).save(tmp_path)
     loaded = Postings.load(tmp_path)
@@ -104,7 +102,7 @@ def test_postings_save_and_load_back_memory_mapped(tmp_path):
 
 
 def test_bags_give_back_each_passages_tokens():
-    from core.lexical import Postings
+    from cite.core.lexical import Postings
 
     postings = Postings.build(TOKENS)
     assert [sorted(bag) for bag in postings.bags([2, 0])] == [sorted(TOKENS[2]), sorted(TOKENS[0])]
@@ -112,7 +110,7 @@ def test_bags_give_back_each_passages_tokens():
 
 
 def test_loading_a_missing_folder_fails(tmp_path):
-    from core.lexical import Postings
+    from cite.core.lexical import Postings
 
     with pytest.raises((OSError, ValueError)):
         Postings.load(tmp_path / "none")
@@ -141,7 +139,7 @@ def test_a_negative_k1_is_refused():
 
 def _ranked(scores: np.ndarray, n: int) -> tuple[list[int], list[float]]:
     """Exhaustive top n above 0, best first, ties by row: what `top_scored` must return."""
-    from retriever.search import top_rows
+    from cite.retriever.search import top_rows
 
     rows = [int(r) for r in top_rows(scores, n) if scores[r] > 0]
     return rows, [float(scores[r]) for r in rows]

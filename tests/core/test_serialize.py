@@ -3,8 +3,8 @@
 import json
 from dataclasses import replace
 
-from core.serialize import answer_json, hit_json, hits_json
-from core.types import Answer, Citation, Claim, Hit, Passage
+from cite.core.serialize import answer_json, hit_json, hits_json
+from cite.core.types import Answer, Citation, Claim, Hit, Passage
 
 PASSAGE = Passage("p1", "rivers.md", 10, 52, "The Volga is the longest river in Europe.")
 HIT = Hit(

@@ -5,11 +5,10 @@ import time
 from dataclasses import replace
 
 import pytest
-
-from core.config import SplitSettings
-from core.errors import IndexCorrupt, IndexMissing
-from core.lexical import TOKENIZER_NAME
-from core.store import (
+from cite.core.config import SplitSettings
+from cite.core.errors import IndexCorrupt, IndexMissing
+from cite.core.lexical import TOKENIZER_NAME
+from cite.core.store import (
     current_version,
     document_from_json,
     incompatibility,
@@ -18,8 +17,9 @@ from core.store import (
     write_version,
     writer_lock,
 )
-from core.types import Document, Heading
-from indexer.build import build_index
+from cite.core.types import Document, Heading
+from cite.indexer.build import build_index
+
 from tests.conftest import FakeEmbedder
 
 TEXT = "Rivers\nThe Volga is the longest river in Europe.\nLakes\nBaikal is the deepest lake."
@@ -72,8 +72,7 @@ def test_incompatibility_names_what_differs(tmp_path, fake_embedder):
 @pytest.mark.parametrize("kind", ["flat-sq8", "hnsw32-sq8", "ivfpq48-sq8"])
 def test_dense_index_kinds_are_built_searchable_and_give_back_their_vectors(kind):
     import numpy as np
-
-    from core.store import build_dense_index, ready_to_search
+    from cite.core.store import build_dense_index, ready_to_search
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((300, 96)).astype(np.float32)
@@ -88,8 +87,7 @@ def test_dense_index_kinds_are_built_searchable_and_give_back_their_vectors(kind
 
 def test_one_vector_is_stored_faithfully():
     import numpy as np
-
-    from core.store import build_dense_index
+    from cite.core.store import build_dense_index
 
     vector = np.random.default_rng(1).standard_normal((1, 32)).astype(np.float32)
     vector /= np.linalg.norm(vector)
@@ -98,7 +96,7 @@ def test_one_vector_is_stored_faithfully():
 
 
 def test_an_unknown_dense_index_kind_is_refused():
-    from core.store import new_dense_index
+    from cite.core.store import new_dense_index
 
     with pytest.raises(ValueError, match="Unknown dense index kind"):
         new_dense_index("ivf-ip", 4)
@@ -106,8 +104,7 @@ def test_an_unknown_dense_index_kind_is_refused():
 
 def test_int8_quantisation_is_close_and_idempotent():
     import numpy as np
-
-    from core.store import dequantise, quantise
+    from cite.core.store import dequantise, quantise
 
     vectors = np.random.default_rng(2).standard_normal((50, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -122,7 +119,7 @@ def test_int8_quantisation_is_close_and_idempotent():
 
 
 def test_passages_are_spans_of_the_stored_text(tmp_path, fake_embedder):
-    from indexer.splitter import split_document
+    from cite.indexer.splitter import split_document
 
     text = "The Volga is the longest river\nin Europe. It flows into the Caspian  Sea.\n\n" + " ".join(
         f"Sentence {n} is long enough to fill passages with words." for n in range(60)
@@ -146,14 +143,14 @@ def test_passages_are_spans_of_the_stored_text(tmp_path, fake_embedder):
 def test_load_checks_stamps_and_hashes_only_what_moved(tmp_path, fake_embedder, monkeypatch):
     import os
 
-    import core.store
-    from core.errors import IndexCorrupt
+    from cite.core import store
+    from cite.core.errors import IndexCorrupt
 
     root = tmp_path / "index"
     build_index([Document("a.txt", "Owls hunt at night.")], root, fake_embedder, SplitSettings())
     hashed = []
-    real = core.store.sha256_of_files
-    monkeypatch.setattr(core.store, "sha256_of_files", lambda paths: hashed.append(paths) or real(paths))
+    real = store.sha256_of_files
+    monkeypatch.setattr(store, "sha256_of_files", lambda paths: hashed.append(paths) or real(paths))
     read_index(root)
     assert hashed == []  # sizes and mtimes matched: nothing read in full
     folder = root / "segments" / read_index(root).manifest.segments[0].name
@@ -168,7 +165,7 @@ def test_load_checks_stamps_and_hashes_only_what_moved(tmp_path, fake_embedder, 
     read_index(root)
     with pytest.raises(IndexCorrupt, match="damaged"):
         read_index(root, check="full")
-    from core.store import verify_index
+    from cite.core.store import verify_index
 
     with pytest.raises(IndexCorrupt, match="texts.bin"):
         verify_index(root)
@@ -179,7 +176,7 @@ def test_load_checks_stamps_and_hashes_only_what_moved(tmp_path, fake_embedder, 
 
 
 def test_after_a_crashed_writer_every_file_is_hashed(tmp_path, fake_embedder):
-    from core.store import writer_crashed
+    from cite.core.store import writer_crashed
 
     root = tmp_path / "index"
     build_index([Document("a.txt", "Owls hunt at night.")], root, fake_embedder, SplitSettings())
@@ -193,7 +190,7 @@ def test_after_a_crashed_writer_every_file_is_hashed(tmp_path, fake_embedder):
 def test_an_index_of_format_2_is_rebuilt_saying_why(tmp_path, fake_embedder):
     import json
 
-    from core.store import current_version
+    from cite.core.store import current_version
 
     root = tmp_path / "index"
     build_index([Document("a.txt", "Owls hunt at night.")], root, fake_embedder, SplitSettings())
@@ -205,7 +202,7 @@ def test_an_index_of_format_2_is_rebuilt_saying_why(tmp_path, fake_embedder):
 
 
 def test_cite_verify_hashes_every_file_and_names_a_damaged_one(tmp_path, fake_embedder, capsys):
-    from ui.cli import main
+    from cite.ui.cli import main
 
     root = tmp_path / "index"
     build_index([Document("a.txt", "Owls hunt at night.")], root, fake_embedder, SplitSettings())
@@ -230,7 +227,7 @@ def test_cite_verify_hashes_every_file_and_names_a_damaged_one(tmp_path, fake_em
     ],
 )
 def test_the_text_only_normaliser_matches_normalise(text):
-    from core.text import normalise, normalised_text
+    from cite.core.text import normalise, normalised_text
 
     assert normalised_text(text) == normalise(text).text
 

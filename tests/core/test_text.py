@@ -1,12 +1,12 @@
 import re
 
+from cite.core.config import SplitSettings
+from cite.core.text import _NORMALISE, normalise, sentence_spans
+from cite.core.types import Document
+from cite.indexer.splitter import split_document
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.config import SplitSettings
-from core.text import _NORMALISE, normalise, sentence_spans
-from core.types import Document
-from indexer.splitter import split_document
 from tests.conftest import SEEDS
 
 

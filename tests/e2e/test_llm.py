@@ -11,9 +11,9 @@ import os
 import re
 
 import pytest
+from cite.retriever.claims import SUPPORTED, split_claims, support_score
+from cite.retriever.engine import Engine
 
-from retriever.claims import SUPPORTED, split_claims, support_score
-from retriever.engine import Engine
 from tests.conftest import SEEDS
 
 pytestmark = [
@@ -36,8 +36,9 @@ FOLLOW_UP = ("And who supported it?", ["Who proposed the creation of a CSO joint
 
 @pytest.fixture(scope="module")
 def llm_engine(seed_index, real_embedder):
+    from cite.retriever.generate import chat_model_from_env
+
     from bench.llm import llama_server, llm_environment, smollm2_gguf
-    from retriever.generate import chat_model_from_env
 
     with llama_server(smollm2_gguf()) as url, llm_environment(url):
         yield Engine(seed_index, real_embedder, chat_model=chat_model_from_env())

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cite.core.config import SplitSettings
+from cite.core.errors import CiteError
+from cite.core.serialize import answer_json, hits_json
+from cite.core.store import current_version, read_index
+from cite.core.types import Document
+from cite.indexer.build import build_index
+from cite.retriever.engine import Engine
 
-from core.config import SplitSettings
-from core.errors import CiteError
-from core.serialize import answer_json, hits_json
-from core.store import current_version, read_index
-from core.types import Document
-from indexer.build import build_index
-from retriever.engine import Engine
 from tests.conftest import FakeEmbedder
 
 ray = pytest.importorskip("ray")
@@ -81,7 +81,7 @@ def cluster():
 
 
 def ray_settings(**kwargs):
-    from indexer.distributed import RaySettings
+    from cite.indexer.distributed import RaySettings
 
     return RaySettings(**{"workers": 2, "docs_per_segment": 4, **kwargs})
 
@@ -136,7 +136,7 @@ def assert_same_answer(got: dict, expected: dict) -> None:
 
 
 def test_ray_build_equals_the_local_build_and_is_incremental(cluster, tmp_path):
-    from indexer.distributed import build_index_on_ray
+    from cite.indexer.distributed import build_index_on_ray
 
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     build_index(corpus(), local, FakeEmbedder(), SplitSettings())
@@ -174,7 +174,7 @@ def test_ray_build_equals_the_local_build_and_is_incremental(cluster, tmp_path):
 def sharded(cluster, tmp_path_factory):
     """An index of three segments (built in three local runs), its one-box engine, and two shard
     actors serving it."""
-    from retriever.shards import ShardSet
+    from cite.retriever.shards import ShardSet
 
     root = tmp_path_factory.mktemp("sharded") / "index"
     for end in (6, 12, 18):
@@ -188,7 +188,7 @@ def sharded(cluster, tmp_path_factory):
 
 
 def test_sharded_search_and_ask_equal_the_one_box_engine(sharded):
-    from retriever.shards import ShardedEngine
+    from cite.retriever.shards import ShardedEngine
 
     root, one_box, shards = sharded
     assert shards.shards == 2
@@ -204,10 +204,9 @@ def test_sharded_search_and_ask_equal_the_one_box_engine(sharded):
 
 def test_the_web_server_over_shards_answers_as_the_one_box_engine(sharded):
     """`cite serve --ray`'s app: ui.web.server_app (JSON API + Gradio) over a ShardedBackend."""
+    from cite.ui.ray_serve import ShardedBackend
+    from cite.ui.web import server_app
     from fastapi.testclient import TestClient
-
-    from ui.ray_serve import ShardedBackend
-    from ui.web import server_app
 
     root, one_box, shards = sharded
     backend = ShardedBackend(root, shards, embedder=FakeEmbedder())
@@ -222,7 +221,7 @@ def test_the_web_server_over_shards_answers_as_the_one_box_engine(sharded):
 
 
 def test_a_killed_shard_is_restarted_and_a_dead_one_fails_clearly_or_answers_partially(sharded):
-    from retriever.shards import ShardedEngine, ShardUnavailable, ShardWarning, assign_shards
+    from cite.retriever.shards import ShardedEngine, ShardUnavailable, ShardWarning, assign_shards
 
     root, one_box, shards = sharded
     engine = ShardedEngine(root, shards, FakeEmbedder())
@@ -254,7 +253,7 @@ def test_a_killed_shard_is_restarted_and_a_dead_one_fails_clearly_or_answers_par
 
 
 def test_a_worker_killed_mid_indexing_loses_nothing(cluster, tmp_path):
-    from indexer.distributed import build_index_on_ray
+    from cite.indexer.distributed import build_index_on_ray
 
     root = tmp_path / "index"
     build_index(corpus()[:6], root, FakeEmbedder(), SplitSettings())
@@ -284,9 +283,10 @@ def test_cli_index_search_and_ask_on_ray_equal_the_local_ones(cluster, tmp_path,
     batch tolerance (`assert_same_ranking`), and `search --ray` equal to a local search."""
     import shutil
 
-    from retriever.shards import NAMESPACE
+    from cite.retriever.shards import NAMESPACE
+    from cite.ui.cli import main
+
     from tests.conftest import SEEDS
-    from ui.cli import main
 
     folder = tmp_path / "docs"
     folder.mkdir()

@@ -3,10 +3,10 @@
 import re
 
 import pytest
+from cite.core.errors import BadQuestion
+from cite.eval.datasets import SEED_QUESTIONS, evidence_qrels, load_questions
+from cite.eval.runner import evaluate_methods
 
-from core.errors import BadQuestion
-from eval.datasets import SEED_QUESTIONS, evidence_qrels, load_questions
-from eval.runner import evaluate_methods
 from tests.conftest import SEEDS
 
 pytestmark = pytest.mark.slow
@@ -91,10 +91,10 @@ def test_follow_up_answers_the_new_question_about_the_old_subject(seed_engine):
 
 
 def test_fast_index_embeds_only_sentences_and_still_finds_the_evidence(tmp_path, real_embedder):
-    from core.config import SearchSettings, SplitSettings
-    from indexer.build import build_index
-    from indexer.loaders import load_paths
-    from retriever.engine import Engine
+    from cite.core.config import SearchSettings, SplitSettings
+    from cite.indexer.build import build_index
+    from cite.indexer.loaders import load_paths
+    from cite.retriever.engine import Engine
 
     root = tmp_path / "index"
     report = build_index(

@@ -11,22 +11,22 @@ import threading
 import time
 
 import pytest
+from cite.core.config import SplitSettings
+from cite.core.errors import BadQuestion, IndexBusy
+from cite.core.store import current_version, read_index, read_manifest, writer_lock
+from cite.indexer.build import build_index
+from cite.indexer.loaders import load_paths
+from cite.retriever.engine import Engine
+from cite.retriever.search import MAX_QUESTION_CHARS, check_question
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.config import SplitSettings
-from core.errors import BadQuestion, IndexBusy
-from core.store import current_version, read_index, read_manifest, writer_lock
-from indexer.build import build_index
-from indexer.loaders import load_paths
-from retriever.engine import Engine
-from retriever.search import MAX_QUESTION_CHARS, check_question
 from tests.conftest import ROOT, SEEDS, FakeEmbedder
 
 
 def _cite(*args, **kwargs):
     return subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", *map(str, args)],
+        [sys.executable, "-m", "cite.ui.cli", *map(str, args)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-
-from eval.calibrate import choose_threshold, fit, probabilities, rates
+from cite.eval.calibrate import choose_threshold, fit, probabilities, rates
 
 # Scores of ten answerable (1) and four unanswerable (0) questions.
 P = np.array([0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5, 0.4, 0.3, 0.65, 0.45, 0.2, 0.1])

@@ -4,8 +4,7 @@ import math
 import random
 
 import pytest
-
-from eval.metrics import evaluate, hit, ndcg, recall, reciprocal_rank
+from cite.eval.metrics import evaluate, hit, ndcg, recall, reciprocal_rank
 
 SCORES = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}
 RELEVANT = {"b": 1, "d": 1, "z": 1}

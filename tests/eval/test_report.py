@@ -1,6 +1,6 @@
-from eval.report import write_report
-from eval.runner import MethodResult
-from eval.suite import EvalReport
+from cite.eval.report import write_report
+from cite.eval.runner import MethodResult
+from cite.eval.suite import EvalReport
 
 
 def _report(name: str) -> EvalReport:
@@ -29,7 +29,7 @@ def test_a_report_without_published_numbers_has_no_such_section(tmp_path):
 def test_misses_list_questions_not_answered_first_worst_first(tmp_path):
     from dataclasses import replace
 
-    from eval.suite import Miss, misses
+    from cite.eval.suite import Miss, misses
 
     run = {"a": {"p1": 0.9, "p2": 0.8}, "b": {"p3": 0.9, "p1": 0.5}, "c": {"p9": 1.0}, "d": {}}
     qrels = {"a": {"p1": 1}, "b": {"p1": 1}, "c": {"p1": 1}, "d": {}}
@@ -42,8 +42,8 @@ def test_misses_list_questions_not_answered_first_worst_first(tmp_path):
 
 
 def test_a_citation_running_onto_the_evidence_page_is_on_it():
-    from core.types import Citation
-    from eval.suite import on_page
+    from cite.core.types import Citation
+    from cite.eval.suite import on_page
 
     across = Citation(1, "manual.pdf", 0, 9, "Some text", page=16, last_page=17)
     assert on_page(across, 16) and on_page(across, 17) and not on_page(across, 18)

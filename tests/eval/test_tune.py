@@ -4,13 +4,12 @@ import shutil
 
 import numpy as np
 import pytest
-
-from core.config import SETTINGS_FILE, SearchSettings, Settings, load_settings, save_settings
-from core.errors import CiteError
-from eval.datasets import SEED_QUESTIONS
-from eval.tune import Tuning, _cross_validated, grid, save_if_better
-from retriever.engine import Engine
-from ui.cli import main
+from cite.core.config import SETTINGS_FILE, SearchSettings, Settings, load_settings, save_settings
+from cite.core.errors import CiteError
+from cite.eval.datasets import SEED_QUESTIONS
+from cite.eval.tune import Tuning, _cross_validated, grid, save_if_better
+from cite.retriever.engine import Engine
+from cite.ui.cli import main
 
 
 def test_grid_starts_with_the_current_settings_and_holds_each_point_once():

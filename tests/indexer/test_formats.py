@@ -7,8 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from indexer.loaders import load_paths
+from cite.indexer.loaders import load_paths
 
 
 def _headings(document) -> list[tuple[str, int]]:

@@ -7,11 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from core.text import normalise
-from indexer.formats.layout import Line, furniture, reference_pages
-from indexer.formats.pdf import assemble, read_pdf
-from indexer.loaders import load_paths
+from cite.core.text import normalise
+from cite.indexer.formats.layout import Line, furniture, reference_pages
+from cite.indexer.formats.pdf import assemble, read_pdf
+from cite.indexer.loaders import load_paths
 
 pytest.importorskip("reportlab")
 
@@ -211,9 +210,8 @@ def test_an_image_only_pdf_is_read_by_ocr_with_a_note(tmp_path):
 
 
 def test_an_image_only_pdf_without_ocr_is_skipped_with_the_fix(tmp_path, monkeypatch):
+    from cite.indexer.formats import ocr
     from PIL import Image
-
-    from indexer.formats import ocr
 
     Image.new("RGB", (600, 800), "white").save(tmp_path / "scan.pdf")
     monkeypatch.setattr(ocr, "available", lambda: False)
@@ -235,10 +233,9 @@ def test_corrupt_and_truncated_pdfs_are_skipped_with_a_reason(tmp_path):
 
 
 def test_page_image_highlights_the_quoted_span_where_it_is_printed(tmp_path):
+    from cite.indexer.formats.pdf import page_image
     from PIL import ImageChops
     from reportlab.lib.pagesizes import A4
-
-    from indexer.formats.pdf import page_image
 
     manual = _manual(tmp_path / "manual.pdf")
     extracted = read_pdf(manual)
@@ -272,7 +269,7 @@ def test_an_encrypted_pdf_is_skipped_with_the_reason(tmp_path):
 
 
 def test_outline_titles_found_on_wrapped_and_run_in_lines():
-    from indexer.formats.layout import OutlineItem
+    from cite.indexer.formats.layout import OutlineItem
 
     page = _lines(
         "}",
@@ -295,7 +292,7 @@ def test_outline_titles_found_on_wrapped_and_run_in_lines():
 
 
 def test_a_shallow_outline_is_deepened_by_font_sizes():
-    from indexer.formats.layout import OutlineItem
+    from cite.indexer.formats.layout import OutlineItem
 
     page = [
         Line("1 Installing", 100, 16),

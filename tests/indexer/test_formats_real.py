@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from indexer.loaders import load_paths
+from cite.indexer.loaders import load_paths
 
 GNUPLOT = Path("/usr/share/doc/gnuplot/gnuplot.pdf")
 POSTGRES = Path("/usr/share/doc/postgresql-doc-15/html")
@@ -19,7 +18,7 @@ SQLITE_PAGE = SQLITE / "lang_createtable.html"
 @pytest.mark.slow
 @pytest.mark.skipif(not GNUPLOT.exists(), reason="gnuplot-doc is not installed")
 def test_gnuplot_manual_pages_without_running_headers_contents_or_index():
-    from indexer.formats.pdf import read_pdf
+    from cite.indexer.formats.pdf import read_pdf
 
     manual = read_pdf(GNUPLOT)
     assert manual.title == "gnuplot documentation" and len(manual.pages) > 300

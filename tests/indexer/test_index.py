@@ -3,13 +3,13 @@
 import json
 
 import pytest
+from cite.core.config import SearchSettings, SplitSettings
+from cite.core.errors import DocumentError, IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
+from cite.core.store import current_version, read_index, read_manifest, writer_lock
+from cite.indexer.build import build_index
+from cite.indexer.loaders import load_paths
+from cite.retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
 
-from core.config import SearchSettings, SplitSettings
-from core.errors import DocumentError, IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
-from core.store import current_version, read_index, read_manifest, writer_lock
-from indexer.build import build_index
-from indexer.loaders import load_paths
-from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
 from tests.conftest import FakeEmbedder
 
 
@@ -138,8 +138,8 @@ def test_nothing_to_index_is_an_error(tmp_path, fake_embedder):
 def test_reindexing_one_source_keeps_documents_from_others(corpus, tmp_path, fake_embedder):
     from dataclasses import replace
 
-    from core.types import Document
-    from indexer.loaders import source_of
+    from cite.core.types import Document
+    from cite.indexer.loaders import source_of
 
     root = tmp_path / "index"
     build_index(load_paths([corpus]).documents, root, fake_embedder, SplitSettings(), scope={source_of(corpus)})
@@ -159,9 +159,9 @@ def test_reindexing_one_source_keeps_documents_from_others(corpus, tmp_path, fak
 
 
 def test_large_collections_get_an_hnsw_index_that_finds_the_same_passages(corpus, tmp_path, fake_embedder, monkeypatch):
-    import core.store
+    from cite.core import store
 
-    monkeypatch.setattr(core.store, "HNSW_FROM", 1)
+    monkeypatch.setattr(store, "HNSW_FROM", 1)
     root = tmp_path / "index"
     _build(corpus, root, fake_embedder)
     index = load_index(root, fake_embedder)
@@ -221,9 +221,9 @@ def test_changing_a_document_carries_its_segment_neighbours_without_embedding(co
 def test_segments_merge_and_search_as_one_index(corpus, tmp_path, fake_embedder, monkeypatch):
     """Many small writes: the segment count stays bounded, and every score equals the one a
     single build of the same documents gives."""
-    import indexer.build
+    from cite.indexer import build
 
-    monkeypatch.setattr(indexer.build, "MAX_SEGMENTS", 3)
+    monkeypatch.setattr(build, "MAX_SEGMENTS", 3)
     root = tmp_path / "index"
     _build(corpus, root, fake_embedder)
     for i in range(6):
@@ -250,8 +250,7 @@ def test_segments_merge_and_search_as_one_index(corpus, tmp_path, fake_embedder,
 def test_segmented_search_matches_one_array():
     import faiss
     import numpy as np
-
-    from core.store import SegmentedDense
+    from cite.core.store import SegmentedDense
 
     rng = np.random.default_rng(3)
     parts = [rng.standard_normal((n, 8)).astype(np.float32) for n in (5, 0, 7, 3)]
@@ -271,8 +270,7 @@ def test_segmented_search_matches_one_array():
 
 def test_sentence_mean_vectors_embed_no_passage_text(corpus, tmp_path):
     import numpy as np
-
-    from core.types import Document
+    from cite.core.types import Document
 
     class Recording(FakeEmbedder):
         def __init__(self) -> None:

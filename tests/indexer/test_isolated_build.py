@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cite.core.config import SplitSettings
+from cite.core.errors import CiteError, IndexBusy
+from cite.core.store import current_version, writer_lock
+from cite.core.types import Document
+from cite.indexer.build import build_index
+from cite.indexer.isolated import build_isolated
 
-from core.config import SplitSettings
-from core.errors import CiteError, IndexBusy
-from core.store import current_version, writer_lock
-from core.types import Document
-from indexer.build import build_index
-from indexer.isolated import build_isolated
 from tests.conftest import FakeEmbedder
 
 LAKE = Document("uploads/lake.txt", "Lake Baikal is the deepest lake. It lies in Siberia.", "")

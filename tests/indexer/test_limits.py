@@ -10,10 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from indexer.formats.layout import Line
-from indexer.formats.limits import DEFAULT_LIMITS, ReadLimits
-from indexer.loaders import load_paths
+from cite.indexer.formats.layout import Line
+from cite.indexer.formats.limits import DEFAULT_LIMITS, ReadLimits
+from cite.indexer.loaders import load_paths
 
 _MB = 1024 * 1024
 # A paragraph of WordprocessingML, and a text box of PresentationML; 300 MB of either deflate to under 1 MB.
@@ -145,7 +144,7 @@ class _FakeOcr:
 
 
 def test_a_huge_page_is_rendered_for_ocr_within_the_pixel_limit(tmp_path):
-    from indexer.formats.pdf import read_pdf
+    from cite.indexer.formats.pdf import read_pdf
 
     huge = _image_pdf(tmp_path / "huge.pdf", [(5000, 5000)])
     assert huge.stat().st_size < 10_000
@@ -166,7 +165,7 @@ def test_a_huge_page_is_rendered_for_ocr_within_the_pixel_limit(tmp_path):
 
 
 def test_a_page_rendered_for_display_keeps_to_the_pixel_limit(tmp_path):
-    from indexer.formats.pdf import page_image
+    from cite.indexer.formats.pdf import page_image
 
     huge = _image_pdf(tmp_path / "huge.pdf", [(5000, 5000)])
     image = page_image(huge, 1, scale=2.0, limits=ReadLimits(page_pixels=1_000_000))
@@ -174,7 +173,7 @@ def test_a_page_rendered_for_display_keeps_to_the_pixel_limit(tmp_path):
 
 
 def test_a_pdf_past_the_page_limit_is_refused_before_any_page_is_read(tmp_path, monkeypatch):
-    from indexer.formats import pdf
+    from cite.indexer.formats import pdf
 
     path = _image_pdf(tmp_path / "long.pdf", [(612, 792)] * 5)
 
@@ -187,7 +186,7 @@ def test_a_pdf_past_the_page_limit_is_refused_before_any_page_is_read(tmp_path, 
 
 
 def test_ocr_stops_at_its_page_limit_with_a_note(tmp_path):
-    from indexer.formats.pdf import read_pdf
+    from cite.indexer.formats.pdf import read_pdf
 
     ocr = _FakeOcr()
     extracted = read_pdf(_image_pdf(tmp_path / "scan.pdf", [(612, 792)] * 3), ocr=ocr, limits=ReadLimits(ocr_pages=2))
@@ -200,7 +199,7 @@ def test_ocr_stops_at_its_page_limit_with_a_note(tmp_path):
 
 
 def test_ocr_stops_at_its_time_limit_with_a_note(tmp_path):
-    from indexer.formats.pdf import read_pdf
+    from cite.indexer.formats.pdf import read_pdf
 
     ocr = _FakeOcr(seconds=0.06)
     path = _image_pdf(tmp_path / "scan.pdf", [(612, 792)] * 4)
@@ -296,7 +295,7 @@ def test_limits_must_be_positive():
 
 
 def test_isolated_loading_gives_the_same_documents(tmp_path):
-    from indexer.isolated import load_isolated
+    from cite.indexer.isolated import load_isolated
 
     (tmp_path / "notes.txt").write_text("Owls hunt at night.", encoding="utf-8")
     _docx(tmp_path / "real.docx")
@@ -305,7 +304,7 @@ def test_isolated_loading_gives_the_same_documents(tmp_path):
 
 
 def test_a_worker_past_its_memory_limit_becomes_a_skipped_file(tmp_path):
-    from indexer.isolated import load_isolated
+    from cite.indexer.isolated import load_isolated
 
     sparse = tmp_path / "huge.txt"
     with sparse.open("wb") as handle:
@@ -319,7 +318,7 @@ def test_a_worker_past_its_memory_limit_becomes_a_skipped_file(tmp_path):
 
 
 def test_a_worker_past_its_time_limit_becomes_a_skipped_file(tmp_path):
-    from indexer.isolated import load_isolated
+    from cite.indexer.isolated import load_isolated
 
     (tmp_path / "notes.txt").write_text("Owls hunt at night.", encoding="utf-8")
     loaded = load_isolated([tmp_path / "notes.txt"], timeout_s=0.000_001)

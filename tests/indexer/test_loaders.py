@@ -1,7 +1,7 @@
 import json
 import os
 
-from indexer.loaders import load_paths
+from cite.indexer.loaders import load_paths
 
 
 def test_reads_text_markdown_and_names_relative_to_folder(corpus):
@@ -62,8 +62,8 @@ def test_missing_path_is_reported(tmp_path):
 
 
 def test_upload_names_cannot_leave_the_uploads_folder():
-    from core.types import Document
-    from ui.backend import as_upload
+    from cite.core.types import Document
+    from cite.ui.backend import as_upload
 
     upload = as_upload(Document("../../etc/evil.txt", "text"))
     assert upload.doc == "uploads/evil.txt" and upload.source == "upload"
@@ -78,7 +78,7 @@ def test_binary_html_is_skipped_and_notes_are_empty_for_plain_files(tmp_path):
 
 
 def test_every_document_suffix_has_a_reader(tmp_path):
-    from indexer.loaders import DOCUMENT_SUFFIXES
+    from cite.indexer.loaders import DOCUMENT_SUFFIXES
 
     for suffix in DOCUMENT_SUFFIXES:
         (tmp_path / f"file{suffix}").write_bytes(b"\x00")  # unreadable in any format

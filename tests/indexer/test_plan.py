@@ -1,11 +1,10 @@
 """plan_index: what an index run adds, re-embeds, copies, retires and merges, from plain data."""
 
 import pytest
-
-from core.errors import DocumentError
-from core.store import DocumentRecord
-from core.types import Document
-from indexer.build import MAX_SEGMENTS, IndexPlan, SegmentContents, plan_index
+from cite.core.errors import DocumentError
+from cite.core.store import DocumentRecord
+from cite.core.types import Document
+from cite.indexer.build import MAX_SEGMENTS, IndexPlan, SegmentContents, plan_index
 
 
 def doc(name: str, text: str = "", source: str = "docs") -> Document:

@@ -1,14 +1,14 @@
 from dataclasses import replace
 
 import numpy as np
+from cite.core.config import AnswerSettings, Settings, SplitSettings
+from cite.core.types import Document
+from cite.eval.datasets import Question
+from cite.eval.suite import Outcome, tally
+from cite.indexer.build import build_index
+from cite.retriever.answer import Sentence, _joined, _without_covered, completed_sentence, with_antecedent
+from cite.retriever.engine import Engine
 
-from core.config import AnswerSettings, Settings, SplitSettings
-from core.types import Document
-from eval.datasets import Question
-from eval.suite import Outcome, tally
-from indexer.build import build_index
-from retriever.answer import Sentence, _joined, _without_covered, completed_sentence, with_antecedent
-from retriever.engine import Engine
 from tests.conftest import FakeEmbedder
 
 TEXT = (
@@ -154,7 +154,7 @@ def test_quotes_that_overlap_or_follow_each_other_become_one_in_reading_order():
 
 
 def test_a_quote_running_over_a_page_break_cites_both_pages():
-    from retriever.answer import _cite
+    from cite.retriever.answer import _cite
 
     text = "Pumps move water. Before the valve opens, the lever\nmust be pulled. Filters need care."
     turn = text.index("must")

@@ -1,6 +1,5 @@
 import pytest
-
-from retriever.answer_type import expected_type, holds_type
+from cite.retriever.answer_type import expected_type, holds_type
 
 
 @pytest.mark.parametrize(

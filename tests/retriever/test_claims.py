@@ -1,5 +1,6 @@
-from core.types import Citation
-from retriever.claims import check_claims, split_claims, support_score
+from cite.core.types import Citation
+from cite.retriever.claims import check_claims, split_claims, support_score
+
 from tests.conftest import FakeEmbedder
 
 

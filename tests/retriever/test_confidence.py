@@ -4,10 +4,9 @@ import math
 from types import SimpleNamespace
 
 import pytest
-
-from core.config import AnswerSettings
-from core.lexical import LexicalIndex, tokenize
-from retriever.confidence import Evidence, confidence, coverage, missing_name, name_terms
+from cite.core.config import AnswerSettings
+from cite.core.lexical import LexicalIndex, tokenize
+from cite.retriever.confidence import Evidence, confidence, coverage, missing_name, name_terms
 
 PASSAGES = ["Bees make honey.", "The Volga is a river.", "Rivers flow to the sea."]
 

@@ -8,11 +8,12 @@ import weakref
 from dataclasses import replace
 from pathlib import Path
 
-from core.config import AnswerSettings, Settings, SplitSettings
-from core.store import current_version
-from core.types import Document
-from indexer.build import build_index
-from retriever.engine import Engine
+from cite.core.config import AnswerSettings, Settings, SplitSettings
+from cite.core.store import current_version
+from cite.core.types import Document
+from cite.indexer.build import build_index
+from cite.retriever.engine import Engine
+
 from tests.conftest import FakeEmbedder
 
 BODY = (
@@ -86,7 +87,7 @@ def test_index_reads_the_loaded_snapshot_without_touching_the_disk(tmp_path, mon
     def no_disk(_root):
         raise AssertionError("Engine.index read the disk")
 
-    monkeypatch.setattr("retriever.engine.current_version", no_disk)
+    monkeypatch.setattr("cite.retriever.engine.current_version", no_disk)
     assert engine.index is snapshot.index
 
 

@@ -1,4 +1,4 @@
-from retriever.followup import standalone_question
+from cite.retriever.followup import standalone_question
 
 
 def test_follow_up_carries_the_previous_subject():

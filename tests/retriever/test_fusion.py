@@ -1,6 +1,5 @@
 import pytest
-
-from retriever.fusion import convex_fusion, min_max, reciprocal_rank_fusion
+from cite.retriever.fusion import convex_fusion, min_max, reciprocal_rank_fusion
 
 
 def test_rrf_matches_hand_computed_values():

@@ -4,8 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from retriever.search import best_sentences, top_rows
+from cite.retriever.search import best_sentences, top_rows
 
 
 def brute_force_top(scores: np.ndarray, k: int) -> list[int]:
@@ -81,11 +80,11 @@ def test_best_sentences_of_no_rows_is_empty():
 def test_the_hybrid_scores_bm25_with_the_settings_k1_and_plain_bm25_with_lucenes(tmp_path, fake_embedder):
     from dataclasses import replace
 
-    from core.config import SearchSettings, SplitSettings
-    from core.lexical import K1, tokenize
-    from core.types import Document
-    from indexer.build import build_index
-    from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
+    from cite.core.config import SearchSettings, SplitSettings
+    from cite.core.lexical import K1, tokenize
+    from cite.core.types import Document
+    from cite.indexer.build import build_index
+    from cite.retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
 
     documents = [
         Document("bees.txt", "Bees bees bees. The bee is an insect. Bees make honey."),
@@ -109,7 +108,7 @@ def test_the_hybrid_scores_bm25_with_the_settings_k1_and_plain_bm25_with_lucenes
 
 
 def test_a_negative_bm25_k1_setting_is_refused():
-    from core.config import SearchSettings
+    from cite.core.config import SearchSettings
 
     with pytest.raises(ValueError, match="bm25_k1 and long_query_bm25_k1 must be 0 or more"):
         SearchSettings(bm25_k1=-0.5)
@@ -120,11 +119,11 @@ def test_a_negative_bm25_k1_setting_is_refused():
 def test_a_query_longer_than_a_sentence_scores_bm25_with_the_long_query_k1(tmp_path, fake_embedder):
     """Question-length queries use bm25_k1; a paragraph (over sentence_query_words) uses
     long_query_bm25_k1, in the hybrid's candidates as in the settings' rule."""
-    from core.config import SearchSettings, SplitSettings
-    from core.lexical import tokenize
-    from core.types import Document
-    from indexer.build import build_index
-    from retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
+    from cite.core.config import SearchSettings, SplitSettings
+    from cite.core.lexical import tokenize
+    from cite.core.types import Document
+    from cite.indexer.build import build_index
+    from cite.retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
 
     settings = SearchSettings(sentence_query_words=5, bm25_k1=0.3, long_query_bm25_k1=2.0)
     short, long = "bee honey", "bee bee honey and the rest of a long argument"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from core.store import SegmentRecord
-from retriever.shards import assign_shards
+from cite.core.store import SegmentRecord
+from cite.retriever.shards import assign_shards
 
 
 def segments(*sizes: int) -> list[SegmentRecord]:
@@ -47,8 +46,7 @@ def test_a_shards_bm25_with_the_global_weights_equals_the_whole_index_on_its_row
     """A shard holds some segments' postings; scored with the driver's query weights and mean
     length (summed over all segments), its rows score exactly as in the one-box index."""
     import numpy as np
-
-    from core.lexical import LexicalIndex, Postings, QueryWeights, tokenize
+    from cite.core.lexical import LexicalIndex, Postings, QueryWeights, tokenize
 
     texts = [
         ["Bees make honey.", "The hive has one queen bee."],
@@ -69,8 +67,7 @@ def test_a_shards_bm25_with_the_global_weights_equals_the_whole_index_on_its_row
 def test_query_weights_carry_the_k1_a_shard_scores_with():
     """The hybrid's k1 travels with the query weights, so a shard's BM25 equals the one box's."""
     import numpy as np
-
-    from core.lexical import K1, LexicalIndex, Postings, QueryWeights, tokenize
+    from cite.core.lexical import K1, LexicalIndex, Postings, QueryWeights, tokenize
 
     texts = [["Bees bees bees make honey.", "The hive has one queen bee."], ["Honey bees drink from rivers."]]
     parts = [Postings.build([tokenize(t) for t in segment]) for segment in texts]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from core.config import SplitSettings
-from indexer.build import build_index
-from indexer.loaders import load_paths
-from ui.backend import Backend
+from cite.core.config import SplitSettings
+from cite.indexer.build import build_index
+from cite.indexer.loaders import load_paths
+from cite.ui.backend import Backend
 
 CASPIAN = "Which river flows into the Caspian Sea?"
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 
 import pytest
+from cite.core.config import SplitSettings
+from cite.core.serialize import answer_json, hits_json
+from cite.indexer.build import build_index
+from cite.indexer.loaders import load_paths
+from cite.ui import api, guard
+from cite.ui.backend import Backend
+from cite.ui.web import server_app
 from fastapi.testclient import TestClient
 
-from core.config import SplitSettings
-from core.serialize import answer_json, hits_json
-from indexer.build import build_index
-from indexer.loaders import load_paths
 from tests.ui.conftest import CASPIAN
-from ui import api, guard
-from ui.backend import Backend
-from ui.web import server_app
 
 PASSWORD = "correct horse 7"
 

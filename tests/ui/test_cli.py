@@ -8,18 +8,18 @@ import subprocess
 import sys
 
 import pytest
+from cite.core.config import SplitSettings
+from cite.indexer.build import build_index
+from cite.indexer.loaders import load_paths
+from cite.retriever.search import MAX_QUERY_CHARS
+from cite.ui import cli
 
-from core.config import SplitSettings
-from indexer.build import build_index
-from indexer.loaders import load_paths
-from retriever.search import MAX_QUERY_CHARS
 from tests.conftest import ROOT
-from ui import cli
 
 
 def cite(*args, cwd=ROOT):
     return subprocess.run(
-        [sys.executable, "-m", "ui.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "cite.ui.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
     )
 
 
@@ -144,7 +144,7 @@ def test_a_server_process_keeps_its_threads_to_two_malloc_arenas():
 
 @pytest.mark.slow
 def test_eval_calibrate_fits_abstention_on_answerable_and_unanswerable_questions(seed_index, tmp_path):
-    from eval.datasets import SEED_QUESTIONS, load_questions
+    from cite.eval.datasets import SEED_QUESTIONS, load_questions
 
     result = cite("eval", "--index", seed_index, "--report-dir", tmp_path, "--calibrate")
     assert result.returncode == 0, result.stderr
@@ -157,7 +157,7 @@ def test_eval_calibrate_fits_abstention_on_answerable_and_unanswerable_questions
 
 @pytest.mark.slow
 def test_eval_calibrate_pools_the_split_of_several_question_files_each_over_its_index(seed_index, tmp_path):
-    from eval.datasets import SEED_QUESTIONS, load_questions
+    from cite.eval.datasets import SEED_QUESTIONS, load_questions
 
     train = [q for q in load_questions(SEED_QUESTIONS) if q.split == "train"]
     answerable = sum(q.answerable for q in train)
@@ -170,7 +170,7 @@ def test_eval_calibrate_pools_the_split_of_several_question_files_each_over_its_
 
 @pytest.mark.slow
 def test_eval_calibrate_also_is_refused_without_calibrate_or_without_an_index(tmp_path):
-    from eval.datasets import SEED_QUESTIONS
+    from cite.eval.datasets import SEED_QUESTIONS
 
     for args, message in (
         (["--calibrate-also", SEED_QUESTIONS, tmp_path], "add --calibrate"),
@@ -200,7 +200,7 @@ def test_index_waits_for_another_writer_when_asked(corpus, tmp_path):
     import threading
     import time
 
-    from core.store import writer_lock
+    from cite.core.store import writer_lock
 
     index = tmp_path / "index"
     index.mkdir()
@@ -228,11 +228,11 @@ def test_index_watch_keeps_indexing_the_folder_until_interrupted(corpus, tmp_pat
     import signal
     import time
 
-    from core.store import current_version, read_manifest
+    from cite.core.store import current_version, read_manifest
 
     index = tmp_path / "index"
     process = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "index", str(corpus), "--index", str(index), "--watch"],
+        [sys.executable, "-m", "cite.ui.cli", "index", str(corpus), "--index", str(index), "--watch"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -277,7 +277,7 @@ def fake_index(corpus, tmp_path, fake_embedder, monkeypatch):
     """The tiny corpus indexed with the fake embedder, which `cite` then loads in this process."""
     root = tmp_path / "index"
     build_index(load_paths([corpus]).documents, root, fake_embedder, SplitSettings())
-    monkeypatch.setattr("retriever.engine.default_embedder", lambda: fake_embedder)
+    monkeypatch.setattr("cite.retriever.engine.default_embedder", lambda: fake_embedder)
     monkeypatch.delenv("CITE_LLM_URL", raising=False)
     return root
 
@@ -344,7 +344,7 @@ def test_a_batch_of_bad_lines_alone_loads_no_model_and_reports_each(tmp_path, ca
     def no_model():
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("retriever.engine.default_embedder", no_model)
+    monkeypatch.setattr("cite.retriever.engine.default_embedder", no_model)
     batch = tmp_path / "bad.jsonl"
     lines = [
         '\ufeff{"id": "bom", "question": "  "}',  # an editor's byte-order mark, then an empty question
@@ -413,7 +413,7 @@ def test_a_batch_from_a_pipe_is_answered_line_by_line(seed_index, tmp_path):
     os.mkfifo(fifo)
     with (tmp_path / "stderr").open("w") as stderr:
         args = ["search", "--batch", fifo, "--json", "--index", seed_index, "--k", "2"]
-        command = [sys.executable, "-m", "ui.cli", *map(str, args)]
+        command = [sys.executable, "-m", "cite.ui.cli", *map(str, args)]
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
         try:
             deadline = time.monotonic() + 120

@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cite.core.config import SplitSettings
+from cite.indexer.build import build_index
+from cite.indexer.loaders import load_paths
+from cite.ui.backend import Backend
+from cite.ui.web import server_app
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.config import SplitSettings
-from indexer.build import build_index
-from indexer.loaders import load_paths
 from tests.conftest import ROOT, SEEDS, FakeEmbedder
-from ui.backend import Backend
-from ui.web import server_app
 
 QUESTIONS = [json.loads(line)["question"] for line in (SEEDS / "questions.jsonl").read_text().splitlines()[:40]]
 DOCUMENTS = sorted(path.name for path in SEEDS.glob("*.txt"))

@@ -12,10 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from cite.ui.guard import MAX_JSON_BYTES, Door, Guard, LoginLimiter, gradio_upload_folder
+from cite.ui.web import server_app, uvicorn_options
 from fastapi.testclient import TestClient
-
-from ui.guard import MAX_JSON_BYTES, Door, Guard, LoginLimiter, gradio_upload_folder
-from ui.web import server_app, uvicorn_options
 
 PASSWORD = "correct horse 7"
 SECRET = "The launch code is swordfish."
@@ -234,7 +233,7 @@ def test_forwarded_for_is_believed_only_behind_a_trusted_proxy(backend, trust_pr
 
 def test_the_guard_reads_json_values_as_gradio_does():
     """A FileData spelled with JSON escapes is still one (Gradio compares the decoded text)."""
-    from ui.guard import _named_server_file
+    from cite.ui.guard import _named_server_file
 
     escaped = b'{"data": [[{"path": "/etc/x.txt", "meta": {"_type": "gradio.File\\u0044ata"}}]]}'
     assert _named_server_file(escaped) is not None

@@ -10,15 +10,15 @@ import time
 
 import numpy as np
 import pytest
+from cite.core.config import SplitSettings
+from cite.core.serialize import answer_json, hits_json
+from cite.indexer.build import build_index
+from cite.indexer.loaders import load_paths
+from cite.ui import web
+from cite.ui.backend import Backend
+from cite.ui.render import markdown_text
 
-from core.config import SplitSettings
-from core.serialize import answer_json, hits_json
-from indexer.build import build_index
-from indexer.loaders import load_paths
 from tests.ui.conftest import CASPIAN
-from ui import web
-from ui.backend import Backend
-from ui.render import markdown_text
 
 
 def shown(update) -> str:
@@ -278,7 +278,7 @@ def heard(condition, timeout: float = 30) -> bool:
 
 
 def test_a_change_waits_for_another_programs_writer(backend, tmp_path):
-    from core.store import writer_lock
+    from cite.core.store import writer_lock
 
     upload = tmp_path / "note.txt"
     upload.write_text("Lake Onega is in Karelia.", encoding="utf-8")
@@ -293,7 +293,7 @@ def test_a_change_waits_for_another_programs_writer(backend, tmp_path):
 
 
 def test_the_documents_tab_shows_a_waiting_change_in_its_progress_bar(backend, tmp_path):
-    from core.store import writer_lock
+    from cite.core.store import writer_lock
 
     upload = tmp_path / "note.txt"
     upload.write_text("Lake Onega is in Karelia.", encoding="utf-8")

@@ -18,21 +18,21 @@ import httpx
 import httpx2
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from cite.core.config import SplitSettings
+from cite.core.text import normalised_text
+from cite.core.types import Document, Heading
+from cite.indexer.build import build_index
+from cite.ui import mcp_server
+from cite.ui.api import AnswerOut, HitsOut
+from cite.ui.backend import Backend
+from cite.ui.mcp_server import ReadOut, build_mcp, mount_mcp
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
-from core.config import SplitSettings
-from core.text import normalised_text
-from core.types import Document, Heading
-from indexer.build import build_index
 from tests.conftest import ROOT
 from tests.ui.conftest import CASPIAN
-from ui import mcp_server
-from ui.api import AnswerOut, HitsOut
-from ui.backend import Backend
-from ui.mcp_server import ReadOut, build_mcp, mount_mcp
 
 SEED_QUESTION = "Who proposed the creation of a CSO joint command?"
 PASSWORD = "correct horse 7"
@@ -81,7 +81,7 @@ def _stdio(index, folder) -> Iterator[Connected]:
     """`python -m ui.mcp_server --index` launched by the SDK's stdio client (what `cite mcp` runs)."""
     env = {name: value for name, value in os.environ.items() if name.startswith(("HF_", "TRANSFORMERS_", "CITE_"))}
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "ui.mcp_server", "--index", str(index)], env=env, cwd=str(ROOT)
+        command=sys.executable, args=["-m", "cite.ui.mcp_server", "--index", str(index)], env=env, cwd=str(ROOT)
     )
     with open(folder / "stderr.log", "w+", encoding="utf-8") as errlog:
         with connected(stdio_client(params, errlog=errlog)) as client:
@@ -96,10 +96,9 @@ def _http(backend: Backend) -> Iterator[Connected]:
     guard of a loopback server with a password, on a real socket; the SDK's streamable HTTP
     client at /mcp, with the password as its Bearer token."""
     import uvicorn
-
-    from ui.api import create_api, mount_ui
-    from ui.guard import Door, Guard
-    from ui.web import CSS, build_app
+    from cite.ui.api import create_api, mount_ui
+    from cite.ui.guard import Door, Guard
+    from cite.ui.web import CSS, build_app
 
     app = create_api(backend)
     mount_mcp(app, backend)

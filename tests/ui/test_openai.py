@@ -14,17 +14,17 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from cite.core.config import SplitSettings
+from cite.core.errors import IndexMissing
+from cite.core.types import Answer, Citation, Claim
+from cite.indexer.build import build_index
+from cite.indexer.loaders import load_paths
+from cite.ui import openai_api
+from cite.ui.backend import Backend
+from cite.ui.openai_api import MODEL_ID, SERVER_FAULT, content_parts, markdown_safe, openai_router
 from fastapi import FastAPI
 
-from core.config import SplitSettings
-from core.errors import IndexMissing
-from core.types import Answer, Citation, Claim
-from indexer.build import build_index
-from indexer.loaders import load_paths
 from tests.ui.conftest import CASPIAN
-from ui import openai_api
-from ui.backend import Backend
-from ui.openai_api import MODEL_ID, SERVER_FAULT, content_parts, markdown_safe, openai_router
 
 SOURDOUGH = "How do I bake sourdough bread?"
 

@@ -1,5 +1,5 @@
-from core.types import Hit, Passage
-from ui.render import document_view, hits_list
+from cite.core.types import Hit, Passage
+from cite.ui.render import document_view, hits_list
 
 
 def test_document_view_highlights_a_sentence_inside_its_passage_and_escapes_html():
@@ -19,7 +19,7 @@ def test_search_card_marks_the_best_sentence():
 
 
 def test_place_cites_page_and_section_where_the_format_has_them():
-    from ui.render import place
+    from cite.ui.render import place
 
     assert place("manual.pdf", 80604, 80764, 10, "2 Objects > 2.1.8 Lazy arguments") == (
         "manual.pdf p. 10, §2.1.8 Lazy arguments [80604-80764]"

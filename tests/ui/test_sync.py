@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
+from cite.indexer.sync import FolderSync, SyncState, is_document
 
-from indexer.sync import FolderSync, SyncState, is_document
 from tests.ui.conftest import CASPIAN
 
 SYNC_S = 10  # the promise: a saved file searchable, a deleted one gone, within 10 s
@@ -134,14 +134,14 @@ def test_the_state_says_what_it_watches_and_what_waits():
 
 
 def test_an_index_without_folders_has_nothing_to_watch(tmp_path, fake_embedder):
-    from ui.backend import Backend
+    from cite.ui.backend import Backend
 
     assert Backend(tmp_path / "none", fake_embedder).watch() is None
 
 
 def test_a_folder_that_cannot_be_read_changes_nothing(backend, corpus, monkeypatch):
-    from indexer.loaders import Loaded, Skipped
-    from ui import backend as backend_module
+    from cite.indexer.loaders import Loaded, Skipped
+    from cite.ui import backend as backend_module
 
     before = backend.document_names()
     died = Loaded([], [Skipped(corpus.name, "the reader process died")])

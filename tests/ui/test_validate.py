@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from cite.core.errors import BadQuestion
+from cite.retriever.search import MAX_QUERY_CHARS, MAX_QUESTION_CHARS, check_query, check_question
+from cite.ui import validate
+from cite.ui.validate import BadInput
 from hypothesis import given
 from hypothesis import strategies as st
-
-from core.errors import BadQuestion
-from retriever.search import MAX_QUERY_CHARS, MAX_QUESTION_CHARS, check_query, check_question
-from ui import validate
-from ui.validate import BadInput
 
 
 @pytest.mark.parametrize("value,expected", [(1, 1), (10, 10), (100, 100), (5.0, 5)])

@@ -46,7 +46,7 @@ def server(seed_index, reports, tmp_path_factory):
     log = open(root.parent / "server.log", "w")
     command = ["serve", "--index", str(root), "--port", str(port), "--report-dir", str(reports)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", *command],
+        [sys.executable, "-m", "cite.ui.cli", *command],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -228,7 +228,7 @@ def test_http_api_answers_programs(server):
 def test_missing_index_is_explained_in_the_page(browser, tmp_path):
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "serve", "--index", str(tmp_path / "none"), "--port", str(port)],
+        [sys.executable, "-m", "cite.ui.cli", "serve", "--index", str(tmp_path / "none"), "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
