@@ -208,9 +208,7 @@ def create_api(backend: Backend) -> FastAPI:
     )
     def documents() -> JSONResponse:
         """What is indexed, by name."""
-        from cite.ui.web import api_documents
-
-        return JSONResponse(api_documents(backend))
+        return JSONResponse(backend.document_records())
 
     @app.post("/api/documents", response_model=Added, responses=REFUSALS)
     def add(files: Annotated[list[UploadFile], File(description="the documents (.txt, .md, .html, .pdf)")]) -> Added:

@@ -144,6 +144,10 @@ class Backend:
             for r in sorted(manifest.documents.values(), key=lambda r: r.doc)
         ]
 
+    def document_records(self) -> list[dict[str, Any]]:
+        """One `{"document", "title", "passages", "characters", "indexed", "source"}` per indexed document."""
+        return [dict(zip(DOCUMENT_COLUMNS, row, strict=True)) for row in self.document_rows()]
+
     def page_image(self, doc: str, page: int, span: tuple[int, int]) -> bytes | None:
         """Page `page` of PDF `doc` as PNG bytes with `span` highlighted, read from the file it was
         indexed from; None when that file is not at hand (an upload, a moved folder) or unreadable."""

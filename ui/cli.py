@@ -588,7 +588,7 @@ def _mcp(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     limit_malloc_arenas()  # first: it binds only threads that have not yet allocated
     from cite.ui.guard import is_loopback
-    from cite.ui.web import serve
+    from cite.ui.server import serve
 
     if not is_loopback(args.host) and not args.expose:
         raise CiteError(

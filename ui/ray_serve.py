@@ -80,7 +80,7 @@ def start_replicas(root: Path, replicas: int, host: str = "127.0.0.1", port: int
 
 
 def serving_on(address: str, shards: int = 2, replicas: int = 0) -> Callable[..., None]:
-    """`ui.web.serve`'s signature, served from shard actors on the Ray cluster at `address`."""
+    """`ui.server.serve`'s signature, served from shard actors on the Ray cluster at `address`."""
     return functools.partial(serve_on_ray, address=address, shards=shards, replicas=replicas)
 
 
@@ -98,12 +98,12 @@ def serve_on_ray(
     trust_proxy: bool = False,
 ) -> None:
     """Starts (or finds) `shards` shard actors for `root` on the cluster at `address`, Serve
-    replicas for the HTTP API when `replicas` > 0, and the UI and JSON API here (as `ui.web.serve`
+    replicas for the HTTP API when `replicas` > 0, and the UI and JSON API here (as `ui.server.serve`
     runs them, behind `password` as user `cite` when one is given), until interrupted."""
     import ray
     import uvicorn
     from cite.ui.guard import Door, is_loopback
-    from cite.ui.web import server_app, uvicorn_options
+    from cite.ui.server import server_app, uvicorn_options
 
     if shards < 1 or replicas < 0:
         raise CiteError(f"--shards must be at least 1 and --replicas at least 0 (got {shards}, {replicas}).")

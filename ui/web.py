@@ -2,9 +2,9 @@
 
 Tabs: Ask (chat + sources + the cited document), Search (citation lookup), Documents
 (list, upload, remove; incremental indexing with progress), Eval (retrieval accuracy).
-The same functions are Gradio HTTP endpoints for programs (/ask, /search, /documents), and
-`ui.api`'s plain JSON API serves them beside the page (`server_app`); every input goes
-through `ui.validate` first, whichever door it came in by.
+The same functions are Gradio HTTP endpoints for programs (/ask, /search, /documents);
+`ui.server` assembles this page with the JSON API, OpenAI chat and MCP behind one door.
+Every input goes through `ui.validate` first, whichever door it came in by.
 
 Each event's handler is a plain function of a Backend and the inputs that returns its
 outputs by name (`Outputs`); the tab builders only lay out components and connect names to
@@ -23,13 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from cite.core.errors import CiteError, IndexMissing
+from cite.core.errors import CiteError
 from cite.core.serialize import answer_json, hits_json
-from cite.eval.report import REPORTS
 from cite.indexer.loaders import DOCUMENT_SUFFIXES
 from cite.ui import render, validate
 from cite.ui.backend import DOCUMENT_COLUMNS, Backend
-from cite.ui.guard import Door, Guard, is_loopback
 
 log = logging.getLogger(__name__)
 SERVER_FAULT = "Something went wrong on the server (its log has the details); try again."
@@ -70,7 +68,7 @@ def build_app(backend: Backend) -> gr.Blocks:
 
         def documents() -> list[dict[str, Any]]:
             """What is indexed."""
-            return api_documents(backend)
+            return backend.document_records()
 
         gr.api(api_errors(ask, backend), api_name="ask")
         gr.api(api_errors(search, backend), api_name="search")
@@ -91,11 +89,6 @@ def api_search(backend: Backend, question: Any, k: Any = validate.DEFAULT_K) -> 
     """`cite search --json`'s hits for `question`."""
     question, k = validate.query(question), validate.k(k)
     return {"hits": hits_json(backend.engine().search(question, k))}
-
-
-def api_documents(backend: Backend) -> list[dict[str, Any]]:
-    """One `{"document", "title", "passages", "characters", "indexed", "source"}` per indexed document."""
-    return [dict(zip(DOCUMENT_COLUMNS, row, strict=True)) for row in backend.document_rows()]
 
 
 def api_errors(function: Callable[..., Any], backend: Backend) -> Callable[..., Any]:
@@ -469,63 +462,3 @@ CSS = """
 .abstain-note {font-weight:600; margin-bottom:8px}
 .error p {color:#b42318; font-weight:600}
 """
-
-
-def serve(
-    root: Path,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    password: str | None = None,
-    reports: Path = REPORTS,
-    trust_proxy: bool = False,
-    watch: bool = False,
-    poll: bool = False,
-) -> None:
-    """Serves the UI at / and the JSON API at /api over the index at `root` (both behind
-    `password`, as user `cite`, when one is given); the Eval tab writes its reports to `reports`.
-
-    Args:
-        trust_proxy: behind a reverse proxy: the client's address from X-Forwarded-For (the
-            failed-login limit counts by it) and its host from X-Forwarded-Host. Off, those
-            headers are ignored, so a client cannot pose as many to guess more passwords.
-    """
-    import uvicorn
-
-    print(f"cite: serving http://{host}:{port}/ (JSON API under /api, its schema at /openapi.json)", flush=True)
-    door = Door(password, local_only=is_loopback(host), trust_proxy=trust_proxy)
-    backend = Backend(root, reports=reports)
-    if watch:
-        watching = backend.watch(poll)
-        print(f"cite: {watching.state().describe() if watching else 'no folders to watch (uploads only)'}", flush=True)
-    uvicorn.run(server_app(root, door, reports, backend), **uvicorn_options(host, port, trust_proxy))
-
-
-def uvicorn_options(host: str, port: int, trust_proxy: bool) -> dict[str, Any]:
-    """uvicorn's settings for `serve`: forwarded-for headers read only when the user trusts a proxy."""
-    return {"host": host, "port": port, "log_level": "warning", "proxy_headers": trust_proxy}
-
-
-def server_app(
-    root: Path, door: Door | str | None = None, reports: Path = REPORTS, backend: Backend | None = None
-) -> Any:
-    """The ASGI app `serve` runs: the JSON API with the Gradio UI mounted beside it, behind `ui.guard`.
-
-    Args:
-        door: who may come in; a string is a password (any host, no proxy).
-    """
-    from cite.ui.api import create_api, mount_ui
-    from cite.ui.mcp_server import mount_mcp
-
-    door = door if isinstance(door, Door) else Door(door)
-    backend = backend or Backend(root, reports=reports)
-    try:
-        backend.engine()  # load models before the first visitor, and fail loudly on a broken index
-    except IndexMissing:
-        pass  # the page says how to add documents
-    blocks = build_app(backend)
-    blocks.queue(default_concurrency_limit=4)
-    api = create_api(backend)
-    mount_mcp(api, backend)  # /mcp: search, ask and read for MCP clients, behind the same guard
-    app = mount_ui(api, blocks, door.password, CSS, allowed_paths=[str(backend.reports)])
-    return Guard(app, door)
-

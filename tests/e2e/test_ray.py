@@ -203,9 +203,9 @@ def test_sharded_search_and_ask_equal_the_one_box_engine(sharded):
 
 
 def test_the_web_server_over_shards_answers_as_the_one_box_engine(sharded):
-    """`cite serve --ray`'s app: ui.web.server_app (JSON API + Gradio) over a ShardedBackend."""
+    """`cite serve --ray`'s app: ui.server.server_app (JSON API + Gradio) over a ShardedBackend."""
     from cite.ui.ray_serve import ShardedBackend
-    from cite.ui.web import server_app
+    from cite.ui.server import server_app
     from fastapi.testclient import TestClient
 
     root, one_box, shards = sharded

@@ -11,7 +11,7 @@ from cite.indexer.build import build_index
 from cite.indexer.loaders import load_paths
 from cite.ui import api, guard
 from cite.ui.backend import Backend
-from cite.ui.web import server_app
+from cite.ui.server import server_app
 from fastapi.testclient import TestClient
 
 from tests.ui.conftest import CASPIAN

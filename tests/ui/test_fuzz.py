@@ -21,7 +21,7 @@ from cite.core.config import SplitSettings
 from cite.indexer.build import build_index
 from cite.indexer.loaders import load_paths
 from cite.ui.backend import Backend
-from cite.ui.web import server_app
+from cite.ui.server import server_app
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from cite.ui.guard import MAX_JSON_BYTES, Door, Guard, LoginLimiter, gradio_upload_folder
-from cite.ui.web import server_app, uvicorn_options
+from cite.ui.server import server_app, uvicorn_options
 from fastapi.testclient import TestClient
 
 PASSWORD = "correct horse 7"

@@ -347,5 +347,5 @@ def test_a_pdf_citation_shows_its_page_as_an_image_beside_the_text(tmp_path, fak
 
 
 def test_the_documents_list_shows_each_title(backend):
-    listed = {row["document"]: row for row in web.api_documents(backend)}
+    listed = {row["document"]: row for row in backend.document_records()}
     assert listed["rivers.md"]["title"] == "Rivers"
