@@ -74,7 +74,11 @@ def seed_engine(seed_index, real_embedder):
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     """A tiny folder of documents, including a PDF-style hard-wrapped one."""
-    folder = tmp_path / "docs"
+    return write_tiny_corpus(tmp_path / "docs")
+
+
+def write_tiny_corpus(folder: Path) -> Path:
+    """The `corpus` fixture's two documents, written into `folder` (for module-scoped fixtures)."""
     folder.mkdir()
     (folder / "bees.txt").write_text(
         "Bees make honey from nectar. A colony has one queen.\n\nWorker bees are female. "

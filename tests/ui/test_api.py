@@ -5,16 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from cite.core.config import SplitSettings
 from cite.core.serialize import answer_json, hits_json
-from cite.indexer.build import build_index
-from cite.indexer.loaders import load_paths
 from cite.ui import api, guard
 from cite.ui.backend import Backend
 from cite.ui.server import server_app
 from fastapi.testclient import TestClient
 
-from tests.ui.conftest import CASPIAN
+from tests.ui.conftest import CASPIAN, tiny_backend
 
 PASSWORD = "correct horse 7"
 
@@ -22,21 +19,7 @@ PASSWORD = "correct horse 7"
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     """(a client, its backend) shared by the tests that change nothing: building the app takes seconds."""
-    from tests.conftest import FakeEmbedder
-
-    folder = tmp_path_factory.mktemp("api")
-    (folder / "docs").mkdir()
-    (folder / "docs" / "bees.txt").write_text(
-        "Bees make honey from nectar. A colony has one queen.\n\nWorker bees are female. "
-        "They gather pollen and guard the hive.",
-        encoding="utf-8",
-    )
-    (folder / "docs" / "rivers.md").write_text(
-        "# Rivers\n\nThe Volga is the longest river in Europe. It flows into the Cas-\npian Sea.\n", encoding="utf-8"
-    )
-    embedder = FakeEmbedder()
-    build_index(load_paths([folder / "docs"]).documents, folder / "index", embedder, SplitSettings())
-    backend = Backend(folder / "index", embedder, reports=folder / "reports")
+    backend = tiny_backend(tmp_path_factory.mktemp("api"))
     with TestClient(server_app(backend.root, backend=backend)) as client:
         yield client, backend
 

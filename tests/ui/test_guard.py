@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -15,6 +13,8 @@ import pytest
 from cite.ui.guard import MAX_JSON_BYTES, Door, Guard, LoginLimiter, gradio_upload_folder
 from cite.ui.server import server_app, uvicorn_options
 from fastapi.testclient import TestClient
+
+from tests.ui.conftest import live_server
 
 PASSWORD = "correct horse 7"
 SECRET = "The launch code is swordfish."
@@ -199,35 +199,17 @@ def test_a_right_login_is_forgiven_and_the_window_passes():
     assert limiter.attempt("a", now=11.5) == 0  # the first failure is a window old
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("trust_proxy", [False, True])
 def test_forwarded_for_is_believed_only_behind_a_trusted_proxy(backend, trust_proxy):
     """Finding 8: uvicorn believed X-Forwarded-For from loopback, so a guesser rotating it was
     never limited. `cite serve` runs uvicorn with these options; here on a real socket."""
-    import uvicorn
-
-    port = _free_port()
     app = server_app(backend.root, Door(PASSWORD, local_only=True, trust_proxy=trust_proxy), backend=backend)
-    server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options("127.0.0.1", port, trust_proxy)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        wrong = "Basic " + base64.b64encode(b"cite:guess").decode()
-        statuses = []
+    wrong = "Basic " + base64.b64encode(b"cite:guess").decode()
+    statuses = []
+    with live_server(app, **uvicorn_options("127.0.0.1", 0, trust_proxy)) as url:
         for n in range(8):
             headers = {"authorization": wrong, "x-forwarded-for": f"203.0.113.{n}"}
-            statuses.append(httpx.get(f"http://127.0.0.1:{port}/api/documents", headers=headers).status_code)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+            statuses.append(httpx.get(f"{url}/api/documents", headers=headers).status_code)
     assert statuses == ([401] * 8 if trust_proxy else [401] * 5 + [429] * 3)
 
 

@@ -5,10 +5,7 @@ would, on a real socket); its checks and pages in process over the fake embedder
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -32,7 +29,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 from tests.conftest import ROOT
-from tests.ui.conftest import CASPIAN
+from tests.ui.conftest import CASPIAN, live_server
 
 SEED_QUESTION = "Who proposed the creation of a CSO joint command?"
 PASSWORD = "correct horse 7"
@@ -95,7 +92,6 @@ def _http(backend: Backend) -> Iterator[Connected]:
     """`cite serve`'s app with the MCP server mounted (the wiring `server_app` gets), behind the
     guard of a loopback server with a password, on a real socket; the SDK's streamable HTTP
     client at /mcp, with the password as its Bearer token."""
-    import uvicorn
     from cite.ui.api import create_api, mount_ui
     from cite.ui.guard import Door, Guard
     from cite.ui.web import CSS, build_app
@@ -103,27 +99,13 @@ def _http(backend: Backend) -> Iterator[Connected]:
     app = create_api(backend)
     mount_mcp(app, backend)
     mount_ui(app, build_app(backend).queue(), PASSWORD, CSS, allowed_paths=[str(backend.reports)])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(Guard(app, Door(PASSWORD, local_only=True)), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
+    with live_server(Guard(app, Door(PASSWORD, local_only=True))) as url:
         # The page and the JSON API still answer beside it; /mcp wants the password.
         assert httpx.get(f"{url}/").status_code == 200
         assert httpx.get(f"{url}/api/documents", auth=("cite", PASSWORD)).status_code == 200
         assert httpx.post(f"{url}/mcp", json={}).status_code == 401
         with connected(_bearer(f"{url}/mcp", PASSWORD)) as client:
             yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @asynccontextmanager

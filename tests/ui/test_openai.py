@@ -4,9 +4,6 @@ socket: a uvicorn server in a thread, the fake embedder over a tiny corpus."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,42 +11,25 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from cite.core.config import SplitSettings
 from cite.core.errors import IndexMissing
 from cite.core.types import Answer, Citation, Claim
-from cite.indexer.build import build_index
-from cite.indexer.loaders import load_paths
 from cite.ui import openai_api
 from cite.ui.backend import Backend
 from cite.ui.openai_api import MODEL_ID, SERVER_FAULT, content_parts, markdown_safe, openai_router
 from fastapi import FastAPI
 
-from tests.ui.conftest import CASPIAN
+from tests.ui.conftest import CASPIAN, live_server, tiny_backend
 
 SOURDOUGH = "How do I bake sourdough bread?"
 
 
 @contextmanager
 def serving(backend: Backend) -> Iterator[str]:
-    """The router on a FastAPI app, served by uvicorn on a free loopback port; yields its /v1 URL."""
-    import uvicorn
-
+    """The router on a FastAPI app of its own, on a real socket; yields its /v1 URL."""
     app = FastAPI()
     app.include_router(openai_router(backend))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live_server(app) as url:
+        yield f"{url}/v1"
 
 
 def client_of(url: str) -> openai.OpenAI:
@@ -59,21 +39,7 @@ def client_of(url: str) -> openai.OpenAI:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[str, Backend]]:
     """(the /v1 URL, its backend), shared by the tests: they change nothing but what they monkeypatch."""
-    from tests.conftest import FakeEmbedder
-
-    folder = tmp_path_factory.mktemp("openai")
-    (folder / "docs").mkdir()
-    (folder / "docs" / "bees.txt").write_text(
-        "Bees make honey from nectar. A colony has one queen.\n\nWorker bees are female. "
-        "They gather pollen and guard the hive.",
-        encoding="utf-8",
-    )
-    (folder / "docs" / "rivers.md").write_text(
-        "# Rivers\n\nThe Volga is the longest river in Europe. It flows into the Cas-\npian Sea.\n", encoding="utf-8"
-    )
-    embedder = FakeEmbedder()
-    build_index(load_paths([folder / "docs"]).documents, folder / "index", embedder, SplitSettings())
-    backend = Backend(folder / "index", embedder, reports=folder / "reports")
+    backend = tiny_backend(tmp_path_factory.mktemp("openai"))
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("CITE_LLM_URL", raising=False)  # extractive, whatever the shell has set
         with serving(backend) as url:
