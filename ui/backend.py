@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cite.core.config import Settings, SplitSettings, load_settings
-from cite.core.embedder import Embedder, default_embedder, for_serving, for_uploads
+from cite.core.embedder import Embedder, default_embedder, for_serving
 from cite.core.errors import CiteError, IndexBusy, IndexMissing
 from cite.core.store import current_version, read_manifest
 from cite.core.types import Document
@@ -198,9 +198,8 @@ class Backend:
             documents += [as_upload(d) for d in loaded.documents]
         if not documents:
             return [], problems or ["No file to add."]
-        embedder = for_uploads(self.embedder)
         report = self._write(
-            lambda split: build_isolated(documents, self.root, embedder, split, progress, scope=set()), waiting
+            lambda split: build_isolated(documents, self.root, self.embedder, split, progress, scope=set()), waiting
         )
         return report.added + report.changed, problems
 
@@ -223,9 +222,8 @@ class Backend:
             # The reader died: an empty result must not read as "every document was deleted".
             raise CiteError(f"Could not read the folders: {loaded.skipped[0].reason}.")
         scope = {source_of(Path(folder)) for folder in folders}
-        embedder = for_uploads(self.embedder)
         report = self._write(
-            lambda split: build_isolated(loaded.documents, self.root, embedder, split, scope=scope), None
+            lambda split: build_isolated(loaded.documents, self.root, self.embedder, split, scope=scope), None
         )
         counts = {"added": report.added, "changed": report.changed, "removed": report.removed}
         return ", ".join(f"{len(names)} {what}" for what, names in counts.items() if names) or "no change"
