@@ -25,6 +25,7 @@ class Question:
     type: str = ""  # the kind of answer asked for (who, when, ...); "" when the file does not say
     page: int | None = None  # the physical page holding the evidence, for paged documents
     split: str = ""  # "train" or "test": fit on one, report the other
+    corpus: str = ""  # the collection it asks about, for per-corpus and leave-one-corpus-out figures
 
     @property
     def answerable(self) -> bool:
@@ -37,8 +38,8 @@ def squash(text: str) -> str:
 
 
 def load_questions(path: Path) -> list[Question]:
-    """Reads `{"id", "question", "doc", "evidence"}` lines, with optional `kind`, `type`, `page`
-    and `split`; other keys are ignored."""
+    """Reads `{"id", "question", "doc", "evidence"}` lines, with optional `kind`, `type`, `page`,
+    `split` and `corpus`; other keys are ignored."""
     shape = '{"id", "question", "doc", "evidence"}'
     try:
         rows = list(read_jsonl(path))
@@ -60,6 +61,7 @@ def load_questions(path: Path) -> list[Question]:
                     str(row.get("type") or ""),
                     None if page is None else int(page),
                     str(row.get("split") or ""),
+                    str(row.get("corpus") or ""),
                 )
             )
         except (KeyError, TypeError, ValueError):

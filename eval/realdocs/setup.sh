@@ -14,7 +14,9 @@ dest="${1:-.cite/realdocs}"
 marker=".realdocs-corpus"  # marks a DEST this script owns, so pruning never touches other folders
 
 mapfile -t rows < <(grep -v '^#' "$manifest" | grep -v '^[[:space:]]*$')
-mapfile -t packages < <(printf '%s\n' "${rows[@]}" | cut -f1 | sort -u)
+# derive.py's books: HTML manuals that pandoc makes into EPUB, DOCX and ODT (and handbook pages).
+derived_packages=(pandoc debian-faq maxima-doc git-doc gnucash-docs debian-handbook)
+mapfile -t packages < <({ printf '%s\n' "${rows[@]}" | cut -f1; printf '%s\n' "${derived_packages[@]}"; } | sort -u)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -65,6 +67,9 @@ while IFS= read -r -d '' path; do
   fi
 done < <(find "$dest" -type f -print0)
 find "$dest" -mindepth 1 -type d -empty -delete
+
+# Made again on every run (5 s): the pruning above removed last run's copies.
+python3 "$here/derive.py" "$dest"
 
 for package in "${packages[@]}"; do
   echo "$package $(dpkg-query -W -f='${Version}' "$package")"
