@@ -83,4 +83,3 @@ def test_a_texts_vector_does_not_depend_on_its_batch_order_or_threads(real_embed
     one_thread = real_embedder.with_threads(1).encode(texts)
     for other in (alone, reversed_order, one_thread):
         assert np.max(np.abs(together - other)) < 1e-5  # float sums only; int8 scales differed by up to 1e-2
-

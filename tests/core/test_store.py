@@ -20,7 +20,7 @@ from cite.core.store import (
 from cite.core.types import Document, Heading
 from cite.indexer.build import build_index
 
-from tests.conftest import FakeEmbedder
+from tests.helpers import FakeEmbedder
 
 TEXT = "Rivers\nThe Volga is the longest river in Europe.\nLakes\nBaikal is the deepest lake."
 
@@ -143,14 +143,14 @@ def test_passages_are_spans_of_the_stored_text(tmp_path, fake_embedder):
 def test_load_checks_stamps_and_hashes_only_what_moved(tmp_path, fake_embedder, monkeypatch):
     import os
 
-    from cite.core import store
     from cite.core.errors import IndexCorrupt
+    from cite.core.store import versions
 
     root = tmp_path / "index"
     build_index([Document("a.txt", "Owls hunt at night.")], root, fake_embedder, SplitSettings())
     hashed = []
-    real = store.sha256_of_files
-    monkeypatch.setattr(store, "sha256_of_files", lambda paths: hashed.append(paths) or real(paths))
+    real = versions.sha256_of_files
+    monkeypatch.setattr(versions, "sha256_of_files", lambda paths: hashed.append(paths) or real(paths))
     read_index(root)
     assert hashed == []  # sizes and mtimes matched: nothing read in full
     folder = root / "segments" / read_index(root).manifest.segments[0].name
