@@ -35,7 +35,8 @@ from cite.core.store import (
     writer_lock,
 )
 from cite.core.types import Document
-from cite.indexer.build import IndexReport, plan_against_index, planned_report
+from cite.indexer.build import IndexReport, planned_report
+from cite.indexer.plan import plan_against_index
 from cite.indexer.splitter import split_document
 
 LOCAL = "local"  # `--ray` without an address: start a Ray on this machine for the run
@@ -158,14 +159,15 @@ class BatchResult:
 def embed_batch(documents: Sequence[Document], root: Path, embedder: Embedder, split: SplitSettings) -> BatchResult:
     """Splits, embeds and writes `documents` as one segment of the index at `root`, as the
     local build would write them (the one place that calls the local build's embedding step)."""
-    from cite.indexer.build import _embed_documents, _write_segment
+    from cite.indexer.embedding import embed_documents
+    from cite.indexer.rows import write_rows
 
     documents = sorted(documents, key=lambda d: d.doc)
-    rows, texts = _embed_documents([(d, split_document(d, split)) for d in documents], embedder, None, split)
+    rows, texts = embed_documents([(d, split_document(d, split)) for d in documents], embedder, None, split)
     counts = {d.doc: len(rows.get(d.doc, [])) for d in documents}
     if not any(counts.values()):
         return BatchResult(None, counts, texts)
-    return BatchResult(_write_segment(root, documents, rows, embedder.dim), counts, texts)
+    return BatchResult(write_rows(root, documents, rows, embedder.dim), counts, texts)
 
 
 class SegmentWriter:
@@ -273,13 +275,14 @@ def _commit(
     """Writes the carried-over segment and the manifest that makes the actors' segments live
     (the one place that calls the local build's row-moving and manifest steps). BM25
     statistics live in each segment, so nothing lexical is gathered here."""
-    from cite.indexer.build import _manifest, _rows_of, _write_segment
+    from cite.indexer.build import new_manifest
+    from cite.indexer.rows import stored_rows, write_rows
 
     old_docs = old.manifest.documents if old else {}
     kept = [s for s in old.segments if s.record.name in plan.keep] if old else []
     leaving = [s for s in old.segments if s.record.name not in plan.keep] if old else []
     copy = set(plan.copy)
-    rows = {doc: r for segment in leaving for doc, r in _rows_of(segment, copy).items()}
+    rows = {doc: r for segment in leaving for doc, r in stored_rows(segment, copy).items()}
     moved = [s.document(s.doc_row[name]) for s in leaving for name in s.doc_names if name in copy]
     # Moved documents, and new ones without text (they still belong to a segment, so the index knows them).
     carried_docs = sorted(
@@ -287,7 +290,7 @@ def _commit(
     )
     records = [s.record for s in kept]
     if carried_docs:
-        records.append(_write_segment(root, carried_docs, rows, embedder.dim))
+        records.append(write_rows(root, carried_docs, rows, embedder.dim))
     records += [result.segment for result in results if result.segment is not None]
     passage_count = sum(record.passages for record in records)
     if not passage_count:
@@ -295,7 +298,7 @@ def _commit(
     counts = {doc: len(r) for doc, r in rows.items()}
     for result in results:
         counts.update(result.passages)
-    write_version(root, _manifest(plan, given, records, counts, embedder, split, old_docs))
+    write_version(root, new_manifest(plan, given, records, counts, embedder, split, old_docs))
     embedded = sum(sum(r.passages.values()) for r in results)
     texts = sum(r.texts_embedded for r in results)
     return planned_report(plan, root, passage_count, embedded, texts, sum(map(len, rows.values())))

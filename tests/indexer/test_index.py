@@ -10,7 +10,7 @@ from cite.indexer.build import build_index
 from cite.indexer.loaders import load_paths
 from cite.retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, load_index
 
-from tests.conftest import FakeEmbedder
+from tests.helpers import FakeEmbedder
 
 
 def _build(folder, root, embedder):
@@ -159,9 +159,9 @@ def test_reindexing_one_source_keeps_documents_from_others(corpus, tmp_path, fak
 
 
 def test_large_collections_get_an_hnsw_index_that_finds_the_same_passages(corpus, tmp_path, fake_embedder, monkeypatch):
-    from cite.core import store
+    from cite.core.store import dense
 
-    monkeypatch.setattr(store, "HNSW_FROM", 1)
+    monkeypatch.setattr(dense, "HNSW_FROM", 1)
     root = tmp_path / "index"
     _build(corpus, root, fake_embedder)
     index = load_index(root, fake_embedder)
@@ -221,9 +221,9 @@ def test_changing_a_document_carries_its_segment_neighbours_without_embedding(co
 def test_segments_merge_and_search_as_one_index(corpus, tmp_path, fake_embedder, monkeypatch):
     """Many small writes: the segment count stays bounded, and every score equals the one a
     single build of the same documents gives."""
-    from cite.indexer import build
+    from cite.indexer import plan
 
-    monkeypatch.setattr(build, "MAX_SEGMENTS", 3)
+    monkeypatch.setattr(plan, "MAX_SEGMENTS", 3)
     root = tmp_path / "index"
     _build(corpus, root, fake_embedder)
     for i in range(6):

@@ -12,7 +12,7 @@ from cite.core.types import Document
 from cite.indexer.build import build_index
 from cite.indexer.isolated import build_isolated
 
-from tests.conftest import FakeEmbedder
+from tests.helpers import FakeEmbedder
 
 LAKE = Document("uploads/lake.txt", "Lake Baikal is the deepest lake. It lies in Siberia.", "")
 

@@ -173,14 +173,14 @@ def test_a_page_rendered_for_display_keeps_to_the_pixel_limit(tmp_path):
 
 
 def test_a_pdf_past_the_page_limit_is_refused_before_any_page_is_read(tmp_path, monkeypatch):
-    from cite.indexer.formats import pdf
+    from cite.indexer.formats import pdf_lines
 
     path = _image_pdf(tmp_path / "long.pdf", [(612, 792)] * 5)
 
     def no_page_read(page):
         raise AssertionError("a page was read")
 
-    monkeypatch.setattr(pdf, "page_lines", no_page_read)
+    monkeypatch.setattr(pdf_lines, "page_lines", no_page_read)
     [skipped] = load_paths([path], limits=ReadLimits(pdf_pages=3)).skipped
     assert skipped.reason == "5 pages, past the 3-page limit on a PDF"
 

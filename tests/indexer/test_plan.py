@@ -4,7 +4,7 @@ import pytest
 from cite.core.errors import DocumentError
 from cite.core.store import DocumentRecord
 from cite.core.types import Document
-from cite.indexer.build import MAX_SEGMENTS, IndexPlan, SegmentContents, plan_index
+from cite.indexer.plan import MAX_SEGMENTS, IndexPlan, SegmentContents, plan_index
 
 
 def doc(name: str, text: str = "", source: str = "docs") -> Document:
