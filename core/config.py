@@ -13,6 +13,9 @@ Fusion = Literal["rrf", "convex"]
 PassageVectors = Literal["passage", "sentence-mean"]
 
 
+DEFAULT_K = 10  # passages a search returns, and an answer reads, unless the caller says
+
+
 @dataclass(frozen=True)
 class SplitSettings:
     """How documents become passages and vectors. Part of the index manifest: changing it

@@ -18,6 +18,7 @@ from cite.core.errors import CiteError
 from cite.eval.datasets import Question
 from cite.retriever.answer import evidence_for, rank_sentences
 from cite.retriever.engine import Engine
+from cite.retriever.question import ParsedQuestion
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,9 @@ def features(engine: Engine, questions: list) -> tuple[np.ndarray, np.ndarray]:
     for question in questions:
         vector = engine.embedder.encode([question.question])
         hits = engine.search_with_vector(question.question, vector, 10)
-        ranked = rank_sentences(question.question, vector, hits, index, settings)
-        rows.append(evidence_for(question.question, ranked, hits, index, settings).vector())
+        parsed = ParsedQuestion.of(question.question)
+        ranked = rank_sentences(parsed, vector, hits, index, settings)
+        rows.append(evidence_for(parsed, ranked, hits, index, settings).vector())
         labels.append(1.0 if question.answerable else 0.0)
     return np.vstack(rows), np.array(labels)
 

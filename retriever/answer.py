@@ -9,12 +9,12 @@ from itertools import combinations
 import numpy as np
 from cite.core.config import AnswerSettings
 from cite.core.layout import citation
-from cite.core.lexical import question_terms
 from cite.core.store import StoredIndex, passage_text
 from cite.core.types import Answer, Document, Hit
-from cite.retriever.answer_type import AnswerType, expected_type, holds_type
+from cite.retriever.answer_type import AnswerType, holds_type
 from cite.retriever.claims import check_claims, term_share
 from cite.retriever.confidence import Evidence, confidence, coverage, missing_name
+from cite.retriever.question import ParsedQuestion
 
 # A second or third sentence must score at least this share of the best one.
 KEEP_RATIO = 0.8
@@ -81,12 +81,12 @@ class Scored:
 
 
 def rank_sentences(
-    question: str,
+    question: ParsedQuestion,
     question_vector: np.ndarray,
     hits: list[Hit],
     index: StoredIndex,
     settings: AnswerSettings,
-    asked: tuple[str, np.ndarray] | None = None,
+    asked: tuple[ParsedQuestion, np.ndarray] | None = None,
 ) -> list[Scored]:
     """Candidate answer sentences from the top hits, best first.
 
@@ -102,18 +102,16 @@ def rank_sentences(
     cosines = vectors @ question_vector[0]
     if asked is not None:
         cosines = 0.5 * cosines + 0.5 * (vectors @ asked[1][0])
-    own_words = asked[0] if asked else question  # what the user asked for, in their words
-    wanted = set(question_terms(own_words))  # once, not per sentence
-    wanted_type = expected_type(own_words)
+    own = asked[0] if asked else question  # what the user asked for, in their words
     weights = np.asarray(settings.sentence_weights)
     scored = [
-        Scored(s, float(weights @ sentence_features(s, float(c), wanted, wanted_type)), float(c))
+        Scored(s, float(weights @ sentence_features(s, float(c), own.terms, own.wanted)), float(c))
         for s, c in zip(candidates, cosines, strict=True)
     ]
     return sorted(scored, key=lambda x: -x.score)
 
 
-def sentence_features(sentence: Sentence, cosine: float, wanted: set[str], wanted_type: AnswerType) -> np.ndarray:
+def sentence_features(sentence: Sentence, cosine: float, wanted: frozenset[str], wanted_type: AnswerType) -> np.ndarray:
     """What ranks a candidate answer sentence, in `AnswerSettings.sentence_weights` order: its
     cosine to the question, the share of the question's words it has, whether it holds the kind
     of answer asked for (a date for "when"), whether its passage ranked first, 1 / that rank."""
@@ -129,7 +127,7 @@ def sentence_features(sentence: Sentence, cosine: float, wanted: set[str], wante
 
 
 def evidence_for(
-    question: str, ranked: list[Scored], hits: list[Hit], index: StoredIndex, settings: AnswerSettings
+    question: ParsedQuestion, ranked: list[Scored], hits: list[Hit], index: StoredIndex, settings: AnswerSettings
 ) -> Evidence:
     top = hits[: settings.coverage_passages]
     top_texts = [hit.passage.text for hit in top]
@@ -155,8 +153,10 @@ def extractive_answer(
 ) -> Answer:
     """Picks the sentences of the top hits that best answer the question, cites each one,
     and abstains when the calibrated confidence is below `settings.min_confidence`."""
-    ranked = rank_sentences(question, question_vector, hits, index, settings, asked)
-    score = confidence(evidence_for(question, ranked, hits, index, settings), settings.confidence_weights)
+    parsed = ParsedQuestion.of(question)
+    own = (ParsedQuestion.of(asked[0]), asked[1]) if asked else None
+    ranked = rank_sentences(parsed, question_vector, hits, index, settings, own)
+    score = confidence(evidence_for(parsed, ranked, hits, index, settings), settings.confidence_weights)
     if not ranked or score < settings.min_confidence:
         return _abstain(question, hits, score)
     chosen = [ranked[0]]
@@ -166,7 +166,7 @@ def extractive_answer(
         similarity = max(float(candidate.sentence.vector @ c.sentence.vector) for c in chosen)
         if similarity < 0.9:  # near-duplicates say nothing new
             chosen.append(candidate)
-    wanted_type = expected_type(asked[0] if asked else question)
+    wanted_type = (own[0] if own else parsed).wanted
     completed = [in_context(c.sentence, index.documents[c.sentence.doc].text, wanted_type) for c in chosen]
     quotes = _joined(_without_covered(completed), {s.doc: index.documents[s.doc].text for s in completed})
     return _cite(question, quotes, index.documents, hits, score)

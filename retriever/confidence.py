@@ -21,18 +21,13 @@ questions (`cite eval --calibrate`), not set by hand.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass
 
 import numpy as np
-from cite.core.lexical import question_terms, tokenize
+from cite.core.lexical import tokenize
 from cite.core.store import StoredIndex
-
-# A name, roughly: a capitalised word that does not open the question, a word with two
-# capitals (GPU, SQLite, MathML), a word with a digit or an underscore (pg_cron, 2018), a
-# function call (rand()).
-_NAME = re.compile(r"(?<=\S )[A-Z][\w'-]*|\b\w*[A-Z]\w*[A-Z]\w*\b|\b\w*[\d_]\w*\b|\b\w+\(\)")
+from cite.retriever.question import ParsedQuestion
 
 
 @dataclass(frozen=True)
@@ -51,10 +46,10 @@ class Evidence:
         return np.array(astuple(self), dtype=np.float64)
 
 
-def coverage(index: StoredIndex, question: str, texts: Sequence[str] | None) -> float:
+def coverage(index: StoredIndex, question: ParsedQuestion, texts: Sequence[str] | None) -> float:
     """IDF-weighted share of the question's (stemmed, non-stopword) words present in `texts`
     (None: anywhere in the index)."""
-    wanted = set(question_terms(question))
+    wanted = question.terms
     if not wanted:
         return 0.0
     lexical = index.lexical
@@ -64,15 +59,9 @@ def coverage(index: StoredIndex, question: str, texts: Sequence[str] | None) -> 
     return sum(w for token, w in weights.items() if token in present) / total if total else 0.0
 
 
-def name_terms(question: str) -> set[str]:
-    """The question's names (see `_NAME`), as index tokens; one-letter tokens ("I") dropped.
-    In a question typed in capitals or Title Case, capitals say nothing: only identifiers count."""
-    if all(word[:1].isupper() for word in question.split() if word[:1].isalpha()):
-        question = question.lower()
-    return {token for match in _NAME.finditer(question) for token in tokenize(match.group(0)) if len(token) > 1}
-
-
-def missing_name(question: str, texts: Sequence[str], mentioned: Callable[[set[str]], set[str]] | None = None) -> float:
+def missing_name(
+    question: ParsedQuestion, texts: Sequence[str], mentioned: Callable[[set[str]], set[str]] | None = None
+) -> float:
     """1.0 when some name of the question occurs in none of `texts`, nor among the names that
     `mentioned` says the texts' documents hold, else 0.0.
 
@@ -80,8 +69,7 @@ def missing_name(question: str, texts: Sequence[str], mentioned: Callable[[set[s
     DELETE removes all rows?" is answered by a passage of PostgreSQL's DELETE page that never
     says "PostgreSQL", and "What gives Moscow leverage?" by one that says "Russia". A near-miss
     names what the documents never mention ("Excel", "pg_cron")."""
-    names = name_terms(question)
-    missing = names - set(tokenize(" ".join(texts))) if names else set()
+    missing = set(question.names) - set(tokenize(" ".join(texts))) if question.names else set()
     if missing and mentioned is not None:
         missing = missing - mentioned(missing)
     return float(bool(missing))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cite.core.config import Settings, load_settings
+from cite.core.config import DEFAULT_K, Settings, load_settings
 from cite.core.embedder import Embedder, default_embedder
 from cite.core.store import StoredIndex, current_version
 from cite.core.types import Answer, Hit
@@ -23,6 +23,7 @@ from cite.retriever.search import (
     DenseSearcher,
     HybridSearcher,
     LexicalSearcher,
+    Searcher,
     check_query,
     check_question,
     load_index,
@@ -35,7 +36,7 @@ class Snapshot:
     once and uses only that, so an index switched in mid-request never mixes with the old."""
 
     index: StoredIndex
-    searcher: HybridSearcher
+    searcher: Searcher
     settings: Settings
 
     @property
@@ -85,20 +86,20 @@ class Engine:
         searcher = HybridSearcher(DenseSearcher(index, self.embedder), LexicalSearcher(index), self.settings.search)
         return Snapshot(index, searcher, self.settings)
 
-    def search(self, question: str, k: int = 10, snapshot: Snapshot | None = None) -> list[Hit]:
+    def search(self, question: str, k: int = DEFAULT_K, snapshot: Snapshot | None = None) -> list[Hit]:
         """The top k passages for a question, a claim or a pasted passage (up to MAX_QUERY_CHARS);
         `snapshot` pins the version (the caller then reads the same one)."""
         question = check_query(question)
         return self.search_with_vector(question, self.embedder.encode([question]), k, snapshot)
 
     def search_with_vector(
-        self, question: str, vector: Any, k: int = 10, snapshot: Snapshot | None = None
+        self, question: str, vector: Any, k: int = DEFAULT_K, snapshot: Snapshot | None = None
     ) -> list[Hit]:
         """`search` with the question already embedded (eval and bench embed them in one batch)."""
         return (snapshot or self.snapshot()).searcher.search_with_vector(question, vector, k)
 
     def ask(
-        self, question: str, k: int = 10, history: Sequence[str] = (), snapshot: Snapshot | None = None
+        self, question: str, k: int = DEFAULT_K, history: Sequence[str] = (), snapshot: Snapshot | None = None
     ) -> Answer:
         """Answers `question`; `history` holds the user's earlier questions, oldest first,
         so a follow-up ("And who opposed it?") is made standalone before retrieval."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cite.core.config import DEFAULT_K
 from cite.retriever.engine import Engine
 from cite.retriever.generate import hit_document
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -24,10 +25,10 @@ class CiteRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     engine: Engine
-    k: int = 5
+    k: int = DEFAULT_K
 
     @classmethod
-    def from_index(cls, index: str | Path, k: int = 5, **kwargs: Any) -> CiteRetriever:
+    def from_index(cls, index: str | Path, k: int = DEFAULT_K, **kwargs: Any) -> CiteRetriever:
         return cls(engine=Engine(Path(index)), k=k, **kwargs)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from cite.core.config import SearchSettings
@@ -12,7 +14,7 @@ from cite.core.errors import BadQuestion, IndexIncompatible
 from cite.core.lexical import K1, QueryWeights, tokenize
 from cite.core.ranking import best_first
 from cite.core.store import StoredIndex, incompatibility, read_index
-from cite.core.types import Hit
+from cite.core.types import Hit, Passage
 from cite.retriever.fusion import convex_fusion, reciprocal_rank_fusion
 
 MAX_QUESTION_CHARS = 2000  # a question to answer (`ask`)
@@ -168,32 +170,60 @@ class HybridSearcher:
         return Candidates(scores, spans, len(query.split()), dict(zip(ids, ordered, strict=True)))
 
     def fuse(self, found: Candidates, k: int, settings: SearchSettings | None = None) -> list[Hit]:
-        """The top k candidates by fused score (`settings`: other fusion settings to try)."""
-        settings = settings or self.settings
-        index, scores = self.dense.index, found.scores
-        sentence_like = found.query_words <= settings.sentence_query_words
-        weights = {
-            "dense": settings.dense_weight,
-            "bm25": settings.bm25_weight,
-            "sentence": settings.sentence_weight if sentence_like else 0.0,
-        }
-        used = [name for name, weight in weights.items() if weight > 0]
-        if not used:  # only the sentence channel was weighted, and this query is too long for it
-            used, weights["dense"] = ["dense"], 1.0
-        if settings.fusion == "rrf":
-            fused = reciprocal_rank_fusion([scores[name] for name in used], k=settings.rrf_k)
-        else:
-            fused = convex_fusion([scores[name] for name in used], [weights[name] for name in used])
-        ranked = best_first(fused)[:k]
-        return [
-            Hit(
-                index.passages[found.rows[pid] if pid in found.rows else index.row_of[pid]],
-                score,
-                {**{name: scores[name].get(pid, 0.0) for name in scores}, "fused": score},
-                found.sentences[pid],
-            )
-            for pid, score in ranked
-        ]
+        return fuse(found, self.dense.index, k, settings or self.settings)
+
+
+class Searcher(Protocol):
+    """What every searcher provides: `HybridSearcher` on one box, `ShardedSearcher` over Ray
+    shards. Eval and tuning score candidates once and fuse them under many settings."""
+
+    settings: SearchSettings
+
+    def search(self, query: str, k: int) -> list[Hit]: ...
+
+    def search_with_vector(self, query: str, vector: np.ndarray, k: int) -> list[Hit]: ...
+
+    def candidates(self, query: str, vector: np.ndarray, k: int) -> Candidates: ...
+
+    def fuse(self, found: Candidates, k: int, settings: SearchSettings | None = None) -> list[Hit]: ...
+
+
+class PassageLookup(Protocol):
+    """The passages fusion returns hits of: a stored index, or the shards' view of one."""
+
+    @property
+    def passages(self) -> Mapping[int, Passage] | Sequence[Passage]: ...
+
+    @property
+    def row_of(self) -> Mapping[str, int]: ...
+
+
+def fuse(found: Candidates, index: PassageLookup, k: int, settings: SearchSettings) -> list[Hit]:
+    """The top k candidates by fused score."""
+    scores = found.scores
+    sentence_like = found.query_words <= settings.sentence_query_words
+    weights = {
+        "dense": settings.dense_weight,
+        "bm25": settings.bm25_weight,
+        "sentence": settings.sentence_weight if sentence_like else 0.0,
+    }
+    used = [name for name, weight in weights.items() if weight > 0]
+    if not used:  # only the sentence channel was weighted, and this query is too long for it
+        used, weights["dense"] = ["dense"], 1.0
+    if settings.fusion == "rrf":
+        fused = reciprocal_rank_fusion([scores[name] for name in used], k=settings.rrf_k)
+    else:
+        fused = convex_fusion([scores[name] for name in used], [weights[name] for name in used])
+    ranked = best_first(fused)[:k]
+    return [
+        Hit(
+            index.passages[found.rows[pid] if pid in found.rows else index.row_of[pid]],
+            score,
+            {**{name: scores[name].get(pid, 0.0) for name in scores}, "fused": score},
+            found.sentences[pid],
+        )
+        for pid, score in ranked
+    ]
 
 
 def best_sentences(

@@ -18,7 +18,8 @@ from typing import Any
 from cite.core.embedder import Embedder
 from cite.core.errors import CiteError
 from cite.eval.report import REPORTS
-from cite.retriever.shards import ShardedEngine, ShardSet, connect
+from cite.retriever.shard_actors import ShardSet, connect
+from cite.retriever.shards import ShardedEngine
 from cite.ui.backend import Backend
 
 SERVE_PORT = 8000  # Ray Serve's own default

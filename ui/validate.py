@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from cite.core.config import DEFAULT_K as DEFAULT_K  # the doors' default k, stated once there
 from cite.core.errors import CiteError
 from cite.indexer.loaders import DEFAULT_MAX_BYTES, DOCUMENT_SUFFIXES
 from cite.retriever.search import MAX_QUERY_CHARS, MAX_QUESTION_CHARS, check_query, check_question
 
 K_MIN, K_MAX = 1, 100
-DEFAULT_K = 10
 MAX_TURNS = 100  # messages in a chat history (user and assistant together)
 MAX_TURN_CHARS = 20_000  # one message; an assistant's answer with its sources fits
 MAX_UPLOADS = 20  # files in one upload

@@ -19,7 +19,7 @@ from cite.core.types import Document
 from cite.indexer.build import build_index
 from cite.retriever.engine import Engine
 
-from tests.conftest import FakeEmbedder
+from tests.helpers import FakeEmbedder
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -174,7 +174,7 @@ def test_ray_build_equals_the_local_build_and_is_incremental(cluster, tmp_path):
 def sharded(cluster, tmp_path_factory):
     """An index of three segments (built in three local runs), its one-box engine, and two shard
     actors serving it."""
-    from cite.retriever.shards import ShardSet
+    from cite.retriever.shard_actors import ShardSet
 
     root = tmp_path_factory.mktemp("sharded") / "index"
     for end in (6, 12, 18):
@@ -221,7 +221,8 @@ def test_the_web_server_over_shards_answers_as_the_one_box_engine(sharded):
 
 
 def test_a_killed_shard_is_restarted_and_a_dead_one_fails_clearly_or_answers_partially(sharded):
-    from cite.retriever.shards import ShardedEngine, ShardUnavailable, ShardWarning, assign_shards
+    from cite.retriever.shard_actors import ShardUnavailable, ShardWarning, assign_shards
+    from cite.retriever.shards import ShardedEngine
 
     root, one_box, shards = sharded
     engine = ShardedEngine(root, shards, FakeEmbedder())
@@ -283,10 +284,10 @@ def test_cli_index_search_and_ask_on_ray_equal_the_local_ones(cluster, tmp_path,
     batch tolerance (`assert_same_ranking`), and `search --ray` equal to a local search."""
     import shutil
 
-    from cite.retriever.shards import NAMESPACE
+    from cite.retriever.shard_actors import NAMESPACE
     from cite.ui.cli import main
 
-    from tests.conftest import SEEDS
+    from tests.helpers import SEEDS
 
     folder = tmp_path / "docs"
     folder.mkdir()

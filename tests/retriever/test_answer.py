@@ -9,7 +9,7 @@ from cite.indexer.build import build_index
 from cite.retriever.answer import Sentence, _joined, _without_covered, completed_sentence, with_antecedent
 from cite.retriever.engine import Engine
 
-from tests.conftest import FakeEmbedder
+from tests.helpers import FakeEmbedder
 
 TEXT = (
     "On the second day, the proposal ran into resistance from some of the attending presidents. "
@@ -134,10 +134,17 @@ def test_a_quote_held_by_a_later_extended_one_is_dropped():
 
 def test_quotes_that_overlap_or_follow_each_other_become_one_in_reading_order():
     text = "Tips follow. Don't fit a*exp(x+b). It equals a*exp(b)*exp(x). Instead, fit a*exp(x). Other."
-    spans = {name: (text.index(a), text.index(b) + len(b)) for name, a, b in [
-        ("dont", "Don't", "exp(x+b)."), ("equals", "It", "exp(x)."), ("dont+equals", "Don't", "*exp(x)."),
-        ("instead", "Instead", "a*exp(x)."), ("tips", "Tips", "follow."), ("other", "Other", "Other."),
-    ]}
+    spans = {
+        name: (text.index(a), text.index(b) + len(b))
+        for name, a, b in [
+            ("dont", "Don't", "exp(x+b)."),
+            ("equals", "It", "exp(x)."),
+            ("dont+equals", "Don't", "*exp(x)."),
+            ("instead", "Instead", "a*exp(x)."),
+            ("tips", "Tips", "follow."),
+            ("other", "Other", "Other."),
+        ]
+    }
 
     def quote(name: str) -> Sentence:
         start, end = spans[name]

@@ -1,7 +1,7 @@
 from cite.core.types import Citation
 from cite.retriever.claims import check_claims, split_claims, support_score
 
-from tests.conftest import FakeEmbedder
+from tests.helpers import FakeEmbedder
 
 
 def test_split_claims_assigns_markers_to_their_sentence():

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 from cite.core.config import AnswerSettings
 from cite.core.lexical import LexicalIndex, tokenize
-from cite.retriever.confidence import Evidence, confidence, coverage, missing_name, name_terms
+from cite.retriever.confidence import Evidence, confidence, coverage, missing_name
+from cite.retriever.question import ParsedQuestion, name_terms
 
 PASSAGES = ["Bees make honey.", "The Volga is a river.", "Rivers flow to the sea."]
 
@@ -52,10 +53,12 @@ def test_names_are_capitalised_words_inside_the_question_acronyms_and_identifier
 
 
 def test_a_name_in_none_of_the_top_passages_is_missing():
-    assert missing_name("Where does the Volga meet the Don?", PASSAGES) == 1.0  # Don is in no passage
-    assert missing_name("Where does the Volga flow?", PASSAGES) == 0.0
-    assert missing_name("Where does the Volga flow?", PASSAGES[:1]) == 1.0
-    assert missing_name("where do rivers flow?", []) == 0.0  # no name: nothing can be missing
+    assert (
+        missing_name(ParsedQuestion.of("Where does the Volga meet the Don?"), PASSAGES) == 1.0
+    )  # Don is in no passage
+    assert missing_name(ParsedQuestion.of("Where does the Volga flow?"), PASSAGES) == 0.0
+    assert missing_name(ParsedQuestion.of("Where does the Volga flow?"), PASSAGES[:1]) == 1.0
+    assert missing_name(ParsedQuestion.of("where do rivers flow?"), []) == 0.0  # no name: nothing can be missing
 
 
 def test_a_name_that_the_passages_documents_hold_is_not_missing():
@@ -65,10 +68,10 @@ def test_a_name_that_the_passages_documents_hold_is_not_missing():
         asked.append(names)
         return names & {"volga"}
 
-    assert missing_name("Where does the Volga flow?", PASSAGES[:1], mentioned) == 0.0
-    assert missing_name("Where does the Volga meet the Don?", PASSAGES[:1], mentioned) == 1.0
+    assert missing_name(ParsedQuestion.of("Where does the Volga flow?"), PASSAGES[:1], mentioned) == 0.0
+    assert missing_name(ParsedQuestion.of("Where does the Volga meet the Don?"), PASSAGES[:1], mentioned) == 1.0
     assert asked == [{"volga"}, {"volga", "don"}]  # only the names the passages lack are looked up
-    missing_name("Where does the Volga flow?", PASSAGES, mentioned)
+    missing_name(ParsedQuestion.of("Where does the Volga flow?"), PASSAGES, mentioned)
     assert len(asked) == 2  # none lacking: no lookup
 
 
@@ -83,16 +86,16 @@ def test_a_paraphrase_naming_the_capital_for_the_country_is_answered(seed_engine
 
 def test_coverage_weighs_each_question_word_by_its_idf(index):
     # "Where does the Volga flow?" asks about volga and flow, each in one passage of three.
-    assert coverage(index, "Where does the Volga flow?", [PASSAGES[1]]) == pytest.approx(0.5)
-    assert coverage(index, "Where does the Volga flow?", PASSAGES[1:]) == pytest.approx(1.0)
-    assert coverage(index, "Where does the Volga flow?", [PASSAGES[0]]) == 0.0
+    assert coverage(index, ParsedQuestion.of("Where does the Volga flow?"), [PASSAGES[1]]) == pytest.approx(0.5)
+    assert coverage(index, ParsedQuestion.of("Where does the Volga flow?"), PASSAGES[1:]) == pytest.approx(1.0)
+    assert coverage(index, ParsedQuestion.of("Where does the Volga flow?"), [PASSAGES[0]]) == 0.0
 
 
 def test_known_share_counts_words_no_passage_holds_at_the_maximum_idf(index):
     volga, unseen = math.log(1 + 2.5 / 1.5), math.log(1 + 3.5 / 0.5)  # df 1 and df 0 of N = 3
     expected = volga / (volga + 2 * unseen)  # volga is known; meet and owl are not
-    assert coverage(index, "Where does the Volga meet the owl?", None) == pytest.approx(expected)
+    assert coverage(index, ParsedQuestion.of("Where does the Volga meet the owl?"), None) == pytest.approx(expected)
 
 
 def test_a_question_of_only_question_words_covers_nothing(index):
-    assert coverage(index, "Where is it?", PASSAGES) == 0.0
+    assert coverage(index, ParsedQuestion.of("Where is it?"), PASSAGES) == 0.0

@@ -14,7 +14,7 @@ from cite.core.types import Document
 from cite.indexer.build import build_index
 from cite.retriever.engine import Engine
 
-from tests.conftest import FakeEmbedder
+from tests.helpers import FakeEmbedder
 
 BODY = (
     "The Volga is the longest river in Europe. It flows into the Caspian Sea. "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cite.core.store import SegmentRecord
-from cite.retriever.shards import assign_shards
+from cite.retriever.shard_actors import assign_shards
 
 
 def segments(*sizes: int) -> list[SegmentRecord]:
