@@ -145,8 +145,12 @@ def phase_langchain(docs: int, workdir: Path) -> dict[str, Any]:
     from cite.eval.metrics import evaluate
     from langchain_community.vectorstores import FAISS
     from langchain_core.documents import Document
-    from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    try:
+        from langchain_huggingface import HuggingFaceEmbeddings
+    except ImportError:  # it needs huggingface-hub<2, which sentence-transformers 6 outgrew; the same class
+        from langchain_community.embeddings import HuggingFaceEmbeddings
 
     records, queries, qrels = subset(docs)
     embeddings = HuggingFaceEmbeddings(

@@ -3,7 +3,7 @@ wheel: indexer/formats/ once was, and a built cite could not index anything)."""
 
 import tomllib
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_every_package_folder_is_in_the_wheel():

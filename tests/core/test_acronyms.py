@@ -1,6 +1,6 @@
 from cite.core.acronyms import defined_acronyms, spell_out
 
-from tests.conftest import SEEDS
+from tests.helpers import SEEDS
 
 
 def test_finds_a_definition_by_its_initials():

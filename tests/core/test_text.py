@@ -7,7 +7,7 @@ from cite.indexer.splitter import split_document
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SEEDS
+from tests.helpers import SEEDS
 
 
 def test_dehyphenates_words_broken_across_lines():

@@ -14,7 +14,7 @@ import pytest
 from cite.retriever.claims import SUPPORTED, split_claims, support_score
 from cite.retriever.engine import Engine
 
-from tests.conftest import SEEDS
+from tests.helpers import SEEDS
 
 pytestmark = [
     pytest.mark.llm,

@@ -7,7 +7,7 @@ from cite.core.errors import BadQuestion
 from cite.eval.datasets import SEED_QUESTIONS, evidence_qrels, load_questions
 from cite.eval.runner import evaluate_methods
 
-from tests.conftest import SEEDS
+from tests.helpers import SEEDS
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from cite.retriever.search import MAX_QUESTION_CHARS, check_question
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import ROOT, SEEDS, FakeEmbedder
+from tests.helpers import ROOT, SEEDS, FakeEmbedder
 
 
 def _cite(*args, **kwargs):

@@ -11,7 +11,7 @@ from cite.ui.backend import Backend
 from cite.ui.server import server_app
 from fastapi.testclient import TestClient
 
-from tests.ui.conftest import CASPIAN, tiny_backend
+from tests.ui.helpers import CASPIAN, tiny_backend
 
 PASSWORD = "correct horse 7"
 

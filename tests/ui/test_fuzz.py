@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ROOT, SEEDS, FakeEmbedder
+from tests.helpers import ROOT, SEEDS, FakeEmbedder
 
 QUESTIONS = [json.loads(line)["question"] for line in (SEEDS / "questions.jsonl").read_text().splitlines()[:40]]
 DOCUMENTS = sorted(path.name for path in SEEDS.glob("*.txt"))

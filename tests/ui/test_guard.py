@@ -14,7 +14,7 @@ from cite.ui.guard import MAX_JSON_BYTES, Door, Guard, LoginLimiter, gradio_uplo
 from cite.ui.server import server_app, uvicorn_options
 from fastapi.testclient import TestClient
 
-from tests.ui.conftest import live_server
+from tests.ui.helpers import live_server
 
 PASSWORD = "correct horse 7"
 SECRET = "The launch code is swordfish."

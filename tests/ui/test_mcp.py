@@ -28,8 +28,8 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
-from tests.conftest import ROOT
-from tests.ui.conftest import CASPIAN, live_server
+from tests.helpers import ROOT
+from tests.ui.helpers import CASPIAN, live_server
 
 SEED_QUESTION = "Who proposed the creation of a CSO joint command?"
 PASSWORD = "correct horse 7"
@@ -206,7 +206,7 @@ MANUAL = Document(
 @pytest.fixture(scope="module")
 def local(tmp_path_factory) -> Iterator[tuple[Connected, Backend]]:
     """An in-process client of a server over a document with pages and headings."""
-    from tests.conftest import FakeEmbedder
+    from tests.helpers import FakeEmbedder
 
     folder = tmp_path_factory.mktemp("mcp-local")
     embedder = FakeEmbedder()

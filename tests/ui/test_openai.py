@@ -18,7 +18,7 @@ from cite.ui.backend import Backend
 from cite.ui.openai_api import MODEL_ID, SERVER_FAULT, content_parts, markdown_safe, openai_router
 from fastapi import FastAPI
 
-from tests.ui.conftest import CASPIAN, live_server, tiny_backend
+from tests.ui.helpers import CASPIAN, live_server, tiny_backend
 
 SOURDOUGH = "How do I bake sourdough bread?"
 

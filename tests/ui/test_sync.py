@@ -10,7 +10,7 @@ import time
 import pytest
 from cite.indexer.sync import FolderSync, SyncState, is_document
 
-from tests.ui.conftest import CASPIAN
+from tests.ui.helpers import CASPIAN
 
 SYNC_S = 10  # the promise: a saved file searchable, a deleted one gone, within 10 s
 
