@@ -1,6 +1,6 @@
 """What the web UI's handlers share: the index folder, the embedder, and a live Engine.
 
-No Gradio here: the handlers in `ui.web` take a Backend, so they can be called (and tested)
+No Gradio here: the handlers in `ui.web_handlers` take a Backend, so they can be called (and tested)
 without a page.
 """
 

@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from cite.core.config import DEFAULT_K
 from cite.core.errors import CiteError
 from cite.core.store import DEFAULT_INDEX
 from cite.ui import commands, query_commands
@@ -82,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
             'a bad line gets {"id", "line", "error"} in its place (on stderr without --json), the others still '
             f"run, and the exit status is {BATCH_REFUSED}",
         )
-        command.add_argument("--k", type=_k, default=10, help="passages to return, 1 to 100 (default 10)")
+        command.add_argument(
+            "--k", type=_k, default=DEFAULT_K, help=f"passages to return, 1 to 100 (default {DEFAULT_K})"
+        )
         command.add_argument("--json", action="store_true", help="print JSON")
         command.add_argument("--ray", metavar="ADDRESS", help="query the index's shard actors on this Ray cluster")
         _index_option(command)
