@@ -1,0 +1,250 @@
+"""Leave-one-corpus-out: every setting chosen on all corpora but one, scored on the one left out.
+
+    python -m cite.eval.loco --index .cite/realdocs-index [--questions FILE] [--out FILE]
+
+A setting that wins on the documents it was chosen on may not win on documents nobody tuned on.
+So for each corpus of the question file (its `corpus` field), the fusion weights and BM25's k1,
+the answer-sentence weights and the abstention rule are chosen on the other corpora's questions
+(each corpus weighs the same), then scored on that corpus's questions. The report gives each
+corpus's held-out figures beside today's defaults:
+
+- retrieval: R@1, R@5, MRR@10 of the first passage that holds the evidence phrase;
+- answers: the share of answerable questions answered with a quote that holds the evidence,
+  answered at all, and unanswerable questions refused.
+
+The index holds every corpus; a held-out corpus's questions are never used to choose anything.
+Only the questions are embedded, once; candidates are scored once per k1 and fused per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from cite.core.config import AnswerSettings, SearchSettings
+from cite.core.embedder import default_embedder
+from cite.eval.calibrate import fit, probabilities
+from cite.eval.datasets import Question, evidence_qrels, load_questions, squash
+from cite.eval.tune import describe, grid
+from cite.retriever.answer import evidence_for, extractive_answer, rank_sentences
+from cite.retriever.engine import Engine
+from cite.retriever.question import ParsedQuestion
+from cite.retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, fuse
+
+REALDOCS_QUESTIONS = Path(__file__).resolve().parent / "realdocs" / "questions.jsonl"
+K = 10
+K1S = (0.45, 0.9, 1.2)
+# Answer-sentence weights to choose among (cosine, question words, answer type, first passage,
+# 1/rank): today's, and single steps away from it.
+SENTENCE_WEIGHTS = (
+    (0.75, 0.25, 0.0, 0.0, 0.075),
+    (1.0, 0.0, 0.0, 0.0, 0.0),
+    (0.75, 0.25, 0.0, 0.0, 0.0),
+    (0.6, 0.4, 0.0, 0.0, 0.075),
+    (0.9, 0.1, 0.0, 0.0, 0.075),
+    (0.75, 0.25, 0.1, 0.0, 0.075),
+    (0.75, 0.25, 0.0, 0.1, 0.075),
+    (0.75, 0.25, 0.0, 0.0, 0.15),
+)
+
+
+@dataclass(frozen=True)
+class Held:
+    """One corpus's held-out figures under its defaults and under the settings chosen without it."""
+
+    corpus: str
+    answerable: int
+    unanswerable: int
+    default: dict[str, float]
+    chosen: dict[str, float]
+    choice: dict[str, str]
+
+
+def macro_choice(table: np.ndarray, corpora: Sequence[str], left_out: str) -> int:
+    """The row (setting) with the best mean over the corpora other than `left_out`, each corpus
+    weighing the same; ties go to the lowest row (row 0: today's default)."""
+    names = sorted({c for c in corpora if c != left_out})
+    labels = np.asarray(corpora)
+    means = np.mean([table[:, labels == name].mean(axis=1) for name in names], axis=0)
+    return int(np.flatnonzero(means == means.max())[0])
+
+
+def first_relevant(hits: Sequence, relevant: Mapping[str, int]) -> int | None:
+    return next((rank for rank, hit in enumerate(hits, 1) if hit.passage.id in relevant), None)
+
+
+def retrieval_table(
+    engine: Engine, questions: Sequence[Question], vectors: Mapping[str, np.ndarray], base: SearchSettings
+) -> tuple[list[SearchSettings], np.ndarray]:
+    """Every (k1, fusion weights) setting's first-relevant rank for every answerable question
+    (0: not in the top K). Row 0 is `base`."""
+    index, embedder = engine.index, engine.embedder
+    qrels = evidence_qrels(questions, index.passages)
+    points, rows = [], []
+    for k1 in (base.bm25_k1, *[k for k in K1S if k != base.bm25_k1]):
+        at_k1 = replace(base, bm25_k1=k1)
+        searcher = HybridSearcher(DenseSearcher(index, embedder), LexicalSearcher(index), at_k1)
+        found = [searcher.candidates(q.question, vectors[q.id], K) for q in questions]
+        for point in grid(at_k1):
+            hits = [fuse(f, index, K, point) for f in found]
+            ranks = [first_relevant(h, qrels[q.id]) or 0 for h, q in zip(hits, questions, strict=True)]
+            points.append(point)
+            rows.append(ranks)
+    return points, np.asarray(rows)
+
+
+def retrieval_scores(ranks: np.ndarray) -> dict[str, np.ndarray]:
+    found = ranks > 0
+    return {
+        "R@1": (ranks == 1).astype(float),
+        "R@5": (found & (ranks <= 5)).astype(float),
+        "MRR@10": np.where(found, 1.0 / np.maximum(ranks, 1), 0.0),
+    }
+
+
+@dataclass(frozen=True)
+class AnswerRuns:
+    """Per question (all of them): the abstention evidence, and for each sentence-weight
+    setting whether the answer (never abstaining) quotes the evidence."""
+
+    features: np.ndarray  # one Evidence vector per question
+    holds: np.ndarray  # [setting, question]: its quotes hold the evidence (False if unanswerable)
+
+
+def answer_runs(
+    engine: Engine, questions: Sequence[Question], vectors: Mapping[str, np.ndarray], settings: AnswerSettings
+) -> AnswerRuns:
+    index = engine.index
+    features, holds = [], np.zeros((len(SENTENCE_WEIGHTS), len(questions)), dtype=bool)
+    for column, question in enumerate(questions):
+        vector = vectors[question.id]
+        hits = engine.search_with_vector(question.question, vector, K)
+        parsed = ParsedQuestion.of(question.question)
+        features.append(
+            evidence_for(parsed, rank_sentences(parsed, vector, hits, index, settings), hits, index, settings)
+        )
+        if not question.answerable:
+            continue
+        needle = squash(question.evidence or "")
+        for row, weights in enumerate(SENTENCE_WEIGHTS):
+            always = replace(settings, sentence_weights=weights, min_confidence=0.0)
+            answer = extractive_answer(question.question, vector, hits, index, always)
+            holds[row, column] = needle in squash(" ".join(c.quote for c in answer.citations))
+    return AnswerRuns(np.vstack([f.vector() for f in features]), holds)
+
+
+def answered_by(rule: tuple[Sequence[float], float], features: np.ndarray) -> np.ndarray:
+    weights, threshold = rule
+    return probabilities(features, np.asarray(weights)) >= threshold
+
+
+def answer_figures(answered: np.ndarray, holds: np.ndarray, answerable: np.ndarray) -> dict[str, float]:
+    unanswerable = ~answerable
+    return {
+        "quoted": float((answered & holds)[answerable].mean()) if answerable.any() else float("nan"),
+        "answered": float(answered[answerable].mean()) if answerable.any() else float("nan"),
+        "refused": float((~answered)[unanswerable].mean()) if unanswerable.any() else float("nan"),
+    }
+
+
+def leave_one_corpus_out(engine: Engine, questions: Sequence[Question]) -> tuple[list[Held], dict]:
+    settings = engine.settings
+    vectors = {q.id: engine.embedder.encode([q.question]) for q in questions}  # as `ask` embeds them
+    answerable_qs = [q for q in questions if q.answerable]
+    points, ranks = retrieval_table(engine, answerable_qs, vectors, settings.search)
+    scores = retrieval_scores(ranks)
+    runs = answer_runs(engine, questions, vectors, settings.answer)
+    corpora = [q.corpus for q in questions]
+    answerable = np.array([q.answerable for q in questions])
+    labels = np.array(corpora)
+    default_rule = (settings.answer.confidence_weights, settings.answer.min_confidence)
+    held = []
+    for corpus in sorted(set(corpora)):
+        mine = labels == corpus
+        mine_answerable = np.array([q.corpus == corpus for q in answerable_qs])
+        default, chosen, choice = {}, {}, {}
+        if mine_answerable.any():
+            pick = macro_choice(scores["MRR@10"], [q.corpus for q in answerable_qs], corpus)
+            choice["search"] = f"k1 {points[pick].bm25_k1}, {describe(points[pick])}"
+            for name, table in scores.items():
+                default[name] = float(table[0, mine_answerable].mean())
+                chosen[name] = float(table[pick, mine_answerable].mean())
+            quoted = runs.holds[:, answerable].astype(float)
+            sentence_pick = macro_choice(quoted, list(labels[answerable]), corpus)
+            choice["sentence_weights"] = str(SENTENCE_WEIGHTS[sentence_pick])
+        else:
+            sentence_pick = macro_choice(runs.holds[:, answerable].astype(float), list(labels[answerable]), corpus)
+        train = ~mine
+        rule = fit(runs.features[train], answerable[train].astype(float))
+        choice["abstention"] = f"threshold {rule.threshold:.3f}"
+        default |= answer_figures(answered_by(default_rule, runs.features[mine]), runs.holds[0, mine], answerable[mine])
+        chosen |= answer_figures(
+            answered_by((rule.weights, rule.threshold), runs.features[mine]),
+            runs.holds[sentence_pick, mine],
+            answerable[mine],
+        )
+        held.append(Held(corpus, int(answerable[mine].sum()), int((~answerable[mine]).sum()), default, chosen, choice))
+    pooled = pooled_figures(held)
+    return held, pooled
+
+
+def pooled_figures(held: Sequence[Held]) -> dict:
+    """Question-weighted means over the corpora of each held-out figure."""
+    out: dict[str, dict[str, float]] = {"default": {}, "chosen": {}}
+    for which in out:
+        for name in ("R@1", "R@5", "MRR@10", "quoted", "answered"):
+            pairs = [
+                (getattr(h, which)[name], h.answerable) for h in held if name in getattr(h, which) and h.answerable
+            ]
+            out[which][name] = sum(v * n for v, n in pairs) / sum(n for _, n in pairs)
+        pairs = [(getattr(h, which)["refused"], h.unanswerable) for h in held if h.unanswerable]
+        out[which]["refused"] = sum(v * n for v, n in pairs) / sum(n for _, n in pairs)
+    return out
+
+
+def render(held: Sequence[Held], pooled: dict) -> str:
+    names = ("R@1", "R@5", "MRR@10", "quoted", "answered", "refused")
+    lines = [
+        "| corpus | answerable | unanswerable | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+
+    def cell(figures: dict, name: str) -> str:
+        value = figures.get(name)
+        return "-" if value is None or value != value else f"{value:.3f}"
+
+    for h in held:
+        cells = [f"{cell(h.default, n)} → {cell(h.chosen, n)}" for n in names]
+        lines.append(f"| {h.corpus} | {h.answerable} | {h.unanswerable} | " + " | ".join(cells) + " |")
+    cells = [f"{cell(pooled['default'], n)} → {cell(pooled['chosen'], n)}" for n in names]
+    lines.append("| pooled | | | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Each cell: today's defaults → the settings chosen without that corpus. Choices:")
+    lines += [f"- {h.corpus}: " + "; ".join(f"{k} {v}" for k, v in h.choice.items()) for h in held]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, required=True, help="an index of every corpus the questions ask about")
+    parser.add_argument("--questions", type=Path, default=REALDOCS_QUESTIONS)
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    questions = load_questions(args.questions)
+    if any(not q.corpus for q in questions):
+        parser.error(f"{args.questions}: every question needs a corpus field")
+    engine = Engine(args.index, default_embedder())
+    held, pooled = leave_one_corpus_out(engine, questions)
+    print(render(held, pooled))
+    if args.out:
+        args.out.write_text(json.dumps({"held_out": [asdict(h) for h in held], "pooled": pooled}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
