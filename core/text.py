@@ -83,8 +83,13 @@ def normalise(original: str) -> Normalised:
 
 
 # Sentence ends: . ! ? (optionally closed by quotes/brackets) then space and a capital,
-# digit, or opening quote. Paragraph breaks always end a sentence.
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])|\n\n")
+# digit, or opening quote. Paragraph breaks always end a sentence, and so does the space
+# before a list bullet: a PDF's list arrives as lines joined by spaces, and its items, most
+# without a full stop, read as one ~900-character "sentence" that answered unrelated questions.
+_BULLETS = "•●◦▪‣⁃∙■□►➢✓"
+_SENTENCE_END = re.compile(
+    r"[.!?…][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])|(?P<break>\n\n|\s(?=[" + _BULLETS + r"]\s))"
+)
 _ABBREVIATIONS = {
     "mr",
     "mrs",
@@ -158,9 +163,10 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
-        if match.group() != "\n\n" and _ends_with_abbreviation(text, match.start()):
+        ends_here = match.group("break") is not None  # a paragraph break or a bullet: not a full stop
+        if not ends_here and _ends_with_abbreviation(text, match.start()):
             continue
-        end = match.start() if match.group() == "\n\n" else match.end()
+        end = match.start() if ends_here else match.end()
         spans.append((start, end))
         start = match.end()
     spans.append((start, len(text)))

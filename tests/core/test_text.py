@@ -125,3 +125,16 @@ def test_fast_pattern_matches_the_readable_one_on_the_seeds():
     for path in SEEDS.glob("*.txt"):
         text = path.read_text(encoding="utf-8")
         assert _matches(_NORMALISE, text) == _matches(_READABLE, text)
+
+
+def test_a_list_bullet_starts_a_sentence():
+    """A PDF's list arrives as lines joined by spaces; its items, most without a full stop,
+    were one ~900-character sentence quoted as the answer to unrelated questions."""
+    text = "Bash differs from sh: • Bash has arrays • It keeps a history ● Its prompt is set by PS1. Done."
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Bash differs from sh:",
+        "• Bash has arrays",
+        "• It keeps a history",
+        "● Its prompt is set by PS1.",
+        "Done.",
+    ]
