@@ -52,3 +52,24 @@ def sections(document: Document) -> list[Section]:
     if cursor < len(document.text):
         found.append(Section(cursor, len(document.text), SECTION_SEPARATOR.join(t for _, t in path)))
     return found
+
+
+def section_at(document: Document, offset: int) -> str:
+    """The section path of the body holding `offset` ("" before the first heading, or in a heading line)."""
+    bodies = sections(document)
+    position = bisect.bisect_right([s.start for s in bodies], offset) - 1
+    return bodies[position].path if position >= 0 and offset < bodies[position].end else ""
+
+
+def body_spans(document: Document, start: int, end: int) -> list[tuple[int, int]]:
+    """`[start, end)` without the heading lines inside it: the parts that may be quoted."""
+    spans, cursor = [], start
+    for heading in document.headings:
+        if heading.end <= cursor or heading.start >= end:
+            continue
+        if heading.start > cursor:
+            spans.append((cursor, heading.start))
+        cursor = max(cursor, heading.end)
+    if cursor < end:
+        spans.append((cursor, end))
+    return spans

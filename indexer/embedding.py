@@ -9,7 +9,7 @@ import numpy as np
 from cite.core.acronyms import defined_acronyms, spell_out
 from cite.core.config import SplitSettings
 from cite.core.embedder import Embedder
-from cite.core.layout import SECTION_SEPARATOR
+from cite.core.layout import SECTION_SEPARATOR, body_spans
 from cite.core.lexical import tokenize
 from cite.core.text import sentences_in_span
 from cite.core.types import Document, Passage
@@ -48,7 +48,12 @@ def embed_documents(
             section = passage.section if split.section_context else ""
             passage_texts.append(indexing_text(document.title, passage.text, section))
             passage_tokens.append(tokenize(spell_out(passage_texts[-1], acronyms)))
-            spans = sentences_in_span(document.text, passage.start, passage.end)
+            # Heading lines inside a passage of several short sections are never quoted.
+            spans = [
+                sentence
+                for first, last in body_spans(document, passage.start, passage.end)
+                for sentence in sentences_in_span(document.text, first, last)
+            ]
             for start, end, text in spans:
                 sentence_texts.setdefault((document.doc, start, end), text)
             layout.append((document, passage, [(start, end) for start, end, _ in spans]))

@@ -8,7 +8,7 @@ from itertools import combinations
 
 import numpy as np
 from cite.core.config import AnswerSettings
-from cite.core.layout import citation
+from cite.core.layout import citation, section_at
 from cite.core.store import StoredIndex, passage_text
 from cite.core.types import Answer, Document, Hit
 from cite.retriever.answer_type import AnswerType, holds_type
@@ -44,7 +44,7 @@ class Sentence:
     end: int
     text: str
     vector: np.ndarray
-    section: str = ""  # of the passage it was found in
+    section: str = ""  # the section path of the body it is in
     rank: int = 1  # of the best-ranked hit whose passage holds it
     following: tuple[tuple[int, int], ...] = ()  # spans of the next sentences of its passage, up to LOOKAHEAD
     preceding: tuple[int, int] | None = None  # the sentence before it in its passage
@@ -53,7 +53,8 @@ class Sentence:
 def hit_sentences(hit: Hit, index: StoredIndex, rank: int = 1) -> list[Sentence]:
     """The sentences of a hit's passage (ranked `rank`), with the vectors the indexer stored for them."""
     spans, vectors = index.sentences_of(index.row_of[hit.passage.id])
-    original = index.documents[hit.passage.doc].text
+    document = index.documents[hit.passage.doc]
+    original = document.text
     pairs = [(int(start), int(end)) for start, end in spans]
     following = [tuple(pairs[i + 1 : i + 1 + LOOKAHEAD]) for i in range(len(pairs))]
     preceding = [None, *pairs[:-1]]
@@ -64,7 +65,7 @@ def hit_sentences(hit: Hit, index: StoredIndex, rank: int = 1) -> list[Sentence]
             int(end),
             passage_text(original, start, end),
             vector,
-            hit.passage.section,
+            section_at(document, int(start)),  # a passage may hold several short sections
             rank,
             after,
             before,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from cite.core.errors import CiteError
-from cite.core.layout import citation
+from cite.core.layout import body_spans, citation, section_at
 from cite.core.text import sentences_in_span
 from cite.core.types import Answer, Citation, Document, Hit, Passage
 from cite.retriever.claims import check_claims, split_claims
@@ -123,10 +123,11 @@ def _citations(
         meta = documents[n - 1].metadata
         source = sources[meta["doc"]]
         original = source.text
-        spans = sentences_in_span(original, meta["start"], meta["end"]) or [(meta["start"], meta["end"], "")]
+        bodies = body_spans(source, meta["start"], meta["end"])  # heading lines are never quoted
+        spans = [s for a, b in bodies for s in sentences_in_span(original, a, b)] or [(meta["start"], meta["end"], "")]
         vectors = embedder.encode([" ".join(claims_by_number[n]), *(s[2] for s in spans)])
         best = spans[int(np.argmax(vectors[1:] @ vectors[0]))]
-        citations.append(citation(n, source, best[0], best[1], meta["section"]))
+        citations.append(citation(n, source, best[0], best[1], section_at(source, best[0]) or meta["section"] or ""))
     return citations
 
 

@@ -1,17 +1,17 @@
 from cite.core.config import SplitSettings
-from cite.core.layout import citation, page_at, sections
+from cite.core.layout import body_spans, citation, page_at, section_at, sections
 from cite.core.types import Document, Heading
 from cite.indexer.splitter import split_document
 
 
-def manual() -> Document:
-    """Two pages; a chapter heading and a subsection, each a line of its own."""
+def manual(more: str = "") -> Document:
+    """Two pages; a chapter heading and a subsection, each a line of its own; `more` ends each body."""
     parts = [
-        "Preface text comes first. It has two sentences.\n",
+        f"Preface text comes first. It has two sentences.{more}\n",
         "2 Objects\n",
-        "Objects hold values. Every object has a type.\n",
+        f"Objects hold values. Every object has a type.{more}\n",
         "2.1.8 Lazy arguments\n",
-        "Arguments are evaluated when first used. This saves work.\n",
+        f"Arguments are evaluated when first used. This saves work.{more}\n",
     ]
     text = "".join(parts)
     offsets = [sum(map(len, parts[:i])) for i in range(len(parts))]
@@ -70,17 +70,34 @@ def test_a_heading_of_the_same_level_replaces_its_sibling():
     assert [s.path for s in sections(doc)] == ["A", "A > B", "C"]
 
 
-def test_passages_never_cross_a_heading_and_know_their_page_and_section():
-    doc = manual()
-    passages = split_document(doc, SplitSettings(max_chars=1000))
+def test_sections_too_big_to_share_a_passage_are_split_apart_and_know_their_page_and_section():
+    doc = manual(more=" A third sentence makes it long.")
+    passages = split_document(doc, SplitSettings(max_chars=100))  # no two bodies fit in 100 characters
     assert [(p.section, p.page) for p in passages] == [
         ("", 1),
         ("2 Objects", 1),
         ("2 Objects > 2.1.8 Lazy arguments", 2),
     ]
-    assert passages[2].text == "Arguments are evaluated when first used. This saves work."
+    lazy = "Arguments are evaluated when first used. This saves work. A third sentence makes it long."
+    assert passages[2].text == lazy
     for passage in passages:
         assert doc.text[passage.start : passage.end].split() == passage.text.split()
+
+
+def test_short_sections_share_a_passage_and_each_sentence_keeps_its_own_section():
+    """A heading every few sentences made passages of a sentence or two, which lost to a
+    neighbour's longer passage; heading lines are still never quoted."""
+    doc = manual()
+    (passage,) = split_document(doc, SplitSettings(max_chars=1000))
+    assert (passage.section, passage.page) == ("", 1)
+    assert doc.text[passage.start : passage.end].split() == passage.text.split()
+    bodies = body_spans(doc, passage.start, passage.end)
+    quoted = [doc.text[a:b] for a, b in bodies]
+    assert not any("Lazy arguments" in part or "2 Objects" in part for part in quoted)
+    lazy = doc.text.index("Arguments are")
+    assert section_at(doc, lazy) == "2 Objects > 2.1.8 Lazy arguments"
+    assert section_at(doc, doc.text.index("Objects hold")) == "2 Objects"
+    assert section_at(doc, 0) == ""
 
 
 def test_a_document_without_headings_splits_as_before():
