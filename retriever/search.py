@@ -199,7 +199,7 @@ class PassageLookup(Protocol):
 
 
 def fuse(found: Candidates, index: PassageLookup, k: int, settings: SearchSettings) -> list[Hit]:
-    """The top k candidates by fused score."""
+    """The top k candidates by fused score, each text once."""
     scores = found.scores
     sentence_like = found.query_words <= settings.sentence_query_words
     weights = {
@@ -214,16 +214,20 @@ def fuse(found: Candidates, index: PassageLookup, k: int, settings: SearchSettin
         fused = reciprocal_rank_fusion([scores[name] for name in used], k=settings.rrf_k)
     else:
         fused = convex_fusion([scores[name] for name in used], [weights[name] for name in used])
-    ranked = best_first(fused)[:k]
-    return [
-        Hit(
-            index.passages[found.rows[pid] if pid in found.rows else index.row_of[pid]],
-            score,
-            {**{name: scores[name].get(pid, 0.0) for name in scores}, "fused": score},
-            found.sentences[pid],
-        )
-        for pid, score in ranked
-    ]
+    hits: list[Hit] = []
+    seen: set[str] = set()
+    for pid, score in best_first(fused):
+        passage = index.passages[found.rows[pid] if pid in found.rows else index.row_of[pid]]
+        if passage.text in seen:
+            # The same paragraph again (a site's every page, a file indexed twice): it would fill
+            # the top k with copies. The first copy stands for all.
+            continue
+        seen.add(passage.text)
+        channels = {name: scores[name].get(pid, 0.0) for name in scores}
+        hits.append(Hit(passage, score, {**channels, "fused": score}, found.sentences[pid]))
+        if len(hits) == k:
+            break
+    return hits
 
 
 def best_sentences(

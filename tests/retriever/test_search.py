@@ -4,7 +4,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from cite.retriever.search import best_sentences, top_rows
+from cite.core.config import SearchSettings
+from cite.core.types import Passage
+from cite.retriever.search import Candidates, best_sentences, fuse, top_rows
 
 
 def brute_force_top(scores: np.ndarray, k: int) -> list[int]:
@@ -139,3 +141,19 @@ def test_a_query_longer_than_a_sentence_scores_bm25_with_the_long_query_k1(tmp_p
         found = searcher.candidates(query, fake_embedder.encode([query]), 5)
         expected = index.lexical.scores(tokenize(query), k1)
         assert found.scores["bm25"] == pytest.approx({pid: float(expected[r]) for pid, r in found.rows.items()})
+
+
+def test_fusion_keeps_one_copy_of_identical_passages():
+    """The same paragraph on every page of a site, or a file indexed twice, filled a top 10."""
+    texts = ["Rows may repeat.", "Rows may repeat.", "A join combines rows.", "Rows may repeat."]
+    passages = [Passage(f"p{i}", f"d{i}.html", 0, len(t), t) for i, t in enumerate(texts)]
+    index = SimpleNamespace(passages=passages, row_of={p.id: i for i, p in enumerate(passages)})
+    scores = {p.id: 1.0 - i / 10 for i, p in enumerate(passages)}
+    found = Candidates(
+        {"dense": scores, "bm25": scores, "sentence": scores},
+        dict.fromkeys(scores),
+        3,
+        {p.id: i for i, p in enumerate(passages)},
+    )
+    hits = fuse(found, index, 3, SearchSettings())
+    assert [hit.passage.id for hit in hits] == ["p0", "p2"]  # the first copy stands for all
