@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass
 
 import numpy as np
-from cite.core.lexical import tokenize
+from cite.core.lexical import LexicalIndex, tokenize
 from cite.core.store import StoredIndex
 from cite.retriever.question import ParsedQuestion
 
@@ -54,9 +54,26 @@ def coverage(index: StoredIndex, question: ParsedQuestion, texts: Sequence[str] 
         return 0.0
     lexical = index.lexical
     present = set(tokenize(" ".join(texts))) if texts is not None else {t for t in wanted if lexical.has(t)}
-    weights = {token: lexical.idf(token) for token in wanted}  # a word no passage holds weighs most
+    weights = term_weights(lexical, wanted)
     total = sum(weights.values())
     return sum(w for token, w in weights.items() if token in present) / total if total else 0.0
+
+
+# Passages below which an index's IDF says little about how telling a word is (see term_weights).
+SMALL_INDEX = 20
+
+
+def term_weights(lexical: LexicalIndex, terms: frozenset[str]) -> dict[str, float]:
+    """Each question word's weight in `coverage`: its IDF (a word no passage holds weighs most),
+    blended toward equal weights as the index gets small. In an index of a few passages every
+    word it holds looks common: a one-page scan gave its own words IDF .29 and an absent "much"
+    1.39, and refused "How much did the dredging cost?", which its one passage answers."""
+    idf = {token: lexical.idf(token) for token in terms}
+    top = max(idf.values(), default=0.0)
+    if top <= 0:
+        return dict.fromkeys(terms, 1.0)
+    trust = lexical.num_docs / (lexical.num_docs + SMALL_INDEX)
+    return {token: trust * value / top + (1 - trust) for token, value in idf.items()}
 
 
 def missing_name(

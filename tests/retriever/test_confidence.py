@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from cite.core.config import AnswerSettings
 from cite.core.lexical import LexicalIndex, tokenize
-from cite.retriever.confidence import Evidence, confidence, coverage, missing_name
+from cite.retriever.confidence import SMALL_INDEX, Evidence, confidence, coverage, missing_name, term_weights
 from cite.retriever.question import ParsedQuestion, name_terms
 
 PASSAGES = ["Bees make honey.", "The Volga is a river.", "Rivers flow to the sea."]
@@ -91,10 +91,19 @@ def test_coverage_weighs_each_question_word_by_its_idf(index):
     assert coverage(index, ParsedQuestion.of("Where does the Volga flow?"), [PASSAGES[0]]) == 0.0
 
 
-def test_known_share_counts_words_no_passage_holds_at_the_maximum_idf(index):
+def test_known_share_weighs_words_by_idf_blended_toward_equal_in_a_small_index(index):
     volga, unseen = math.log(1 + 2.5 / 1.5), math.log(1 + 3.5 / 0.5)  # df 1 and df 0 of N = 3
-    expected = volga / (volga + 2 * unseen)  # volga is known; meet and owl are not
+    trust = 3 / (3 + SMALL_INDEX)  # three passages: IDF says little yet
+    weight = {"volga": trust * volga / unseen + 1 - trust, "unseen": 1.0}
+    expected = weight["volga"] / (weight["volga"] + 2 * weight["unseen"])  # volga is known; meet and owl are not
     assert coverage(index, ParsedQuestion.of("Where does the Volga meet the owl?"), None) == pytest.approx(expected)
+
+
+def test_a_large_index_weighs_question_words_by_their_idf():
+    texts = [f"filler passage number {i}" for i in range(2000)] + ["The Volga is a river."]
+    big = SimpleNamespace(lexical=LexicalIndex.build([tokenize(text) for text in texts]))
+    weights = term_weights(big.lexical, ParsedQuestion.of("Which passage names the Volga?").terms)
+    assert weights["volga"] > 5 * weights["passag"]  # a word of every passage tells little
 
 
 def test_a_question_of_only_question_words_covers_nothing(index):
