@@ -56,13 +56,16 @@ ocr:
 eval: install
 	$(BIN)/cite eval
 
-# The real-documents set: Debian's gnuplot and amsmath PDF manuals and PostgreSQL's HTML
-# tutorial (installed by apt, not committed), 349 questions; held-out figures with --split test.
+# The real-documents set: ten Debian manuals in PDF, HTML, EPUB, DOCX and ODT (installed by apt and
+# built with pandoc, not committed), 713 questions; each manual indexed alone, and scored with settings
+# chosen without it.
 REALDOCS := .cite/realdocs
 eval-realdocs: install
 	bash eval/realdocs/setup.sh $(REALDOCS)
-	$(BIN)/cite index $(REALDOCS) --index .cite/realdocs-index
-	$(BIN)/cite eval --questions eval/realdocs/questions.jsonl --index .cite/realdocs-index --split test
+	$(BIN)/python -m cite.eval.realdocs.corpora $(REALDOCS) .cite/realdocs-corpora
+	for corpus in $$(ls .cite/realdocs-corpora); do \
+		$(BIN)/cite index .cite/realdocs-corpora/$$corpus --index .cite/realdocs-index/$$corpus || exit 1; done
+	$(BIN)/python -m cite.eval.loco --indexes .cite/realdocs-index
 
 # Speed against the LangChain quickstart recipe, and a load test of the UI's HTTP API.
 bench: install

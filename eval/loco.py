@@ -1,6 +1,10 @@
 """Leave-one-corpus-out: every setting chosen on all corpora but one, scored on the one left out.
 
-    python -m cite.eval.loco --index .cite/realdocs-index [--questions FILE] [--out FILE]
+    python -m cite.eval.loco --indexes .cite/realdocs-index [--questions FILE] [--out FILE]
+
+`--indexes` holds one index per corpus, named by it (`make eval-realdocs` builds them): each
+manual is indexed alone, as a user indexes one, and its questions are asked of its own index.
+Off-topic questions (corpus "offtopic") are asked of every one.
 
 A setting that wins on the documents it was chosen on may not win on documents nobody tuned on.
 So for each corpus of the question file (its `corpus` field), the fusion weights and BM25's k1,
@@ -12,8 +16,8 @@ corpus's held-out figures beside today's defaults:
 - answers: the share of answerable questions answered with a quote that holds the evidence,
   answered at all, and unanswerable questions refused.
 
-The index holds every corpus; a held-out corpus's questions are never used to choose anything.
-Only the questions are embedded, once; candidates are scored once per k1 and fused per setting.
+A held-out corpus's questions are never used to choose anything. Only the questions are
+embedded, once; candidates are scored once per k1 and fused per setting.
 """
 
 from __future__ import annotations
@@ -144,21 +148,48 @@ def answered_by(rule: tuple[Sequence[float], float], features: np.ndarray) -> np
 
 
 def answer_figures(answered: np.ndarray, holds: np.ndarray, answerable: np.ndarray) -> dict[str, float]:
+    """quoted: answered with a quote that holds the evidence; sentences: the quote would hold
+    it (the sentence choice alone, as if every question were answered)."""
     unanswerable = ~answerable
     return {
         "quoted": float((answered & holds)[answerable].mean()) if answerable.any() else float("nan"),
+        "sentences": float(holds[answerable].mean()) if answerable.any() else float("nan"),
         "answered": float(answered[answerable].mean()) if answerable.any() else float("nan"),
         "refused": float((~answered)[unanswerable].mean()) if unanswerable.any() else float("nan"),
     }
 
 
-def leave_one_corpus_out(engine: Engine, questions: Sequence[Question]) -> tuple[list[Held], dict]:
-    settings = engine.settings
-    vectors = {q.id: engine.embedder.encode([q.question]) for q in questions}  # as `ask` embeds them
+OFFTOPIC = "offtopic"
+
+
+def per_corpus(questions: Sequence[Question], corpora: Sequence[str]) -> list[Question]:
+    """The questions, each off-topic one once per corpus (asked of that corpus's index)."""
+    out = [q for q in questions if q.corpus != OFFTOPIC]
+    out += [replace(q, id=f"{q.id}@{c}", corpus=c) for q in questions if q.corpus == OFFTOPIC for c in corpora]
+    return out
+
+
+def leave_one_corpus_out(engines: Mapping[str, Engine], asked: Sequence[Question]) -> tuple[list[Held], dict]:
+    """Each corpus's figures under the defaults and under settings chosen on the other corpora."""
+    questions = [q for q in per_corpus(asked, sorted(engines)) if q.corpus in engines]
+    settings = next(iter(engines.values())).settings
     answerable_qs = [q for q in questions if q.answerable]
-    points, ranks = retrieval_table(engine, answerable_qs, vectors, settings.search)
+    points: list[SearchSettings] = []
+    rank_columns, features, holds = [], [], []
+    for corpus, engine in engines.items():
+        mine = [q for q in questions if q.corpus == corpus]
+        vectors = {q.id: engine.embedder.encode([q.question]) for q in mine}  # as `ask` embeds them
+        points, ranks = retrieval_table(engine, [q for q in mine if q.answerable], vectors, settings.search)
+        rank_columns.append((corpus, ranks))
+        runs = answer_runs(engine, mine, vectors, settings.answer)
+        features.append((corpus, runs.features))
+        holds.append((corpus, runs.holds))
+    order = {corpus: i for i, corpus in enumerate(engines)}
+    questions = sorted(questions, key=lambda q: order[q.corpus])  # the order the runs were made in
+    answerable_qs = [q for q in questions if q.answerable]
+    ranks = np.hstack([r for _, r in rank_columns])
     scores = retrieval_scores(ranks)
-    runs = answer_runs(engine, questions, vectors, settings.answer)
+    runs = AnswerRuns(np.vstack([f for _, f in features]), np.hstack([h for _, h in holds]))
     corpora = [q.corpus for q in questions]
     answerable = np.array([q.answerable for q in questions])
     labels = np.array(corpora)
@@ -168,17 +199,13 @@ def leave_one_corpus_out(engine: Engine, questions: Sequence[Question]) -> tuple
         mine = labels == corpus
         mine_answerable = np.array([q.corpus == corpus for q in answerable_qs])
         default, chosen, choice = {}, {}, {}
-        if mine_answerable.any():
-            pick = macro_choice(scores["MRR@10"], [q.corpus for q in answerable_qs], corpus)
-            choice["search"] = f"k1 {points[pick].bm25_k1}, {describe(points[pick])}"
-            for name, table in scores.items():
-                default[name] = float(table[0, mine_answerable].mean())
-                chosen[name] = float(table[pick, mine_answerable].mean())
-            quoted = runs.holds[:, answerable].astype(float)
-            sentence_pick = macro_choice(quoted, list(labels[answerable]), corpus)
-            choice["sentence_weights"] = str(SENTENCE_WEIGHTS[sentence_pick])
-        else:
-            sentence_pick = macro_choice(runs.holds[:, answerable].astype(float), list(labels[answerable]), corpus)
+        pick = macro_choice(scores["MRR@10"], [q.corpus for q in answerable_qs], corpus)
+        choice["search"] = f"k1 {points[pick].bm25_k1}, {describe(points[pick])}"
+        for name, table in scores.items():
+            default[name] = float(table[0, mine_answerable].mean())
+            chosen[name] = float(table[pick, mine_answerable].mean())
+        sentence_pick = macro_choice(runs.holds[:, answerable].astype(float), list(labels[answerable]), corpus)
+        choice["sentence_weights"] = str(SENTENCE_WEIGHTS[sentence_pick])
         train = ~mine
         rule = fit(runs.features[train], answerable[train].astype(float))
         choice["abstention"] = f"threshold {rule.threshold:.3f}"
@@ -189,15 +216,14 @@ def leave_one_corpus_out(engine: Engine, questions: Sequence[Question]) -> tuple
             answerable[mine],
         )
         held.append(Held(corpus, int(answerable[mine].sum()), int((~answerable[mine]).sum()), default, chosen, choice))
-    pooled = pooled_figures(held)
-    return held, pooled
+    return held, pooled_figures(held)
 
 
 def pooled_figures(held: Sequence[Held]) -> dict:
     """Question-weighted means over the corpora of each held-out figure."""
     out: dict[str, dict[str, float]] = {"default": {}, "chosen": {}}
     for which in out:
-        for name in ("R@1", "R@5", "MRR@10", "quoted", "answered"):
+        for name in ("R@1", "R@5", "MRR@10", "quoted", "sentences", "answered"):
             pairs = [
                 (getattr(h, which)[name], h.answerable) for h in held if name in getattr(h, which) and h.answerable
             ]
@@ -208,7 +234,7 @@ def pooled_figures(held: Sequence[Held]) -> dict:
 
 
 def render(held: Sequence[Held], pooled: dict) -> str:
-    names = ("R@1", "R@5", "MRR@10", "quoted", "answered", "refused")
+    names = ("R@1", "R@5", "MRR@10", "quoted", "sentences", "answered", "refused")
     lines = [
         "| corpus | answerable | unanswerable | " + " | ".join(names) + " |",
         "|---|---|---|" + "---|" * len(names),
@@ -231,15 +257,19 @@ def render(held: Sequence[Held], pooled: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", type=Path, required=True, help="an index of every corpus the questions ask about")
+    parser.add_argument("--indexes", type=Path, required=True, help="one index per corpus, each named by its corpus")
     parser.add_argument("--questions", type=Path, default=REALDOCS_QUESTIONS)
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     questions = load_questions(args.questions)
     if any(not q.corpus for q in questions):
         parser.error(f"{args.questions}: every question needs a corpus field")
-    engine = Engine(args.index, default_embedder())
-    held, pooled = leave_one_corpus_out(engine, questions)
+    named = sorted({q.corpus for q in questions} - {OFFTOPIC})
+    if missing := [c for c in named if not (args.indexes / c).is_dir()]:
+        parser.error(f"{args.indexes}: no index for {', '.join(missing)} (make eval-realdocs builds them)")
+    embedder = default_embedder()
+    engines = {corpus: Engine(args.indexes / corpus, embedder) for corpus in named}
+    held, pooled = leave_one_corpus_out(engines, questions)
     print(render(held, pooled))
     if args.out:
         args.out.write_text(json.dumps({"held_out": [asdict(h) for h in held], "pooled": pooled}, indent=1) + "\n")
