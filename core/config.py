@@ -107,7 +107,12 @@ class AnswerSettings:
     """How extractive answers are built and when the system abstains."""
 
     passages: int = 4  # top passages the answer sentences are drawn from
-    max_sentences: int = 3
+    # At most max_sentences quotes, each scoring keep_ratio of the best one's score or more.
+    # Chosen leave-one-corpus-out on ten manuals: 4 and 0.7 were chosen without each of them,
+    # and held out the quotes held the evidence for .722 of answerable questions against .681
+    # at 3 and 0.8, better in 9 of 10 manuals (the grid's edge: answers grow longer beyond it).
+    max_sentences: int = 4
+    keep_ratio: float = 0.7
     coverage_passages: int = 3  # top passages whose words count as covering the question
     # A candidate sentence's score: weights of its cosine to the question, share of question
     # words, holding the answer type asked for, passage ranked first, 1 / passage rank

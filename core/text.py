@@ -87,9 +87,9 @@ def normalise(original: str) -> Normalised:
 # before a list bullet: a PDF's list arrives as lines joined by spaces, and its items, most
 # without a full stop, read as one ~900-character "sentence" that answered unrelated questions.
 _BULLETS = "•●◦▪‣⁃∙■□►➢✓"
-_SENTENCE_END = re.compile(
-    r"[.!?…][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])|(?P<break>\n\n|\s(?=[" + _BULLETS + r"]\s))"
-)
+_FULL_STOP = r"[.!?…][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])"
+_SENTENCE_END = re.compile(_FULL_STOP + r"|(?P<break>\n\n|\s(?=[" + _BULLETS + r"]\s))")
+_SENTENCE_END_BUT_BULLETS = re.compile(_FULL_STOP + r"|(?P<break>\n\n)")
 _ABBREVIATIONS = {
     "mr",
     "mrs",
@@ -158,11 +158,12 @@ def _ends_with_abbreviation(text: str, dot: int) -> bool:
     return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha()) or bool(re.fullmatch(r"(\w\.)+\w", token))
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Splits text into sentence spans [start, end), whitespace excluded at both ends."""
+def sentence_spans(text: str, bullets: bool = True) -> list[tuple[int, int]]:
+    """Splits text into sentence spans [start, end), whitespace excluded at both ends; with
+    `bullets` False a list's items stay one unit (as passages are packed: see the splitter)."""
     spans: list[tuple[int, int]] = []
     start = 0
-    for match in _SENTENCE_END.finditer(text):
+    for match in (_SENTENCE_END if bullets else _SENTENCE_END_BUT_BULLETS).finditer(text):
         ends_here = match.group("break") is not None  # a paragraph break or a bullet: not a full stop
         if not ends_here and _ends_with_abbreviation(text, match.start()):
             continue

@@ -43,17 +43,22 @@ from cite.retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher
 REALDOCS_QUESTIONS = Path(__file__).resolve().parent / "realdocs" / "questions.jsonl"
 K = 10
 K1S = (0.45, 0.9, 1.2)
-# Answer-sentence weights to choose among (cosine, question words, answer type, first passage,
-# 1/rank): today's, and single steps away from it.
-SENTENCE_WEIGHTS = (
-    (0.75, 0.25, 0.0, 0.0, 0.075),
-    (1.0, 0.0, 0.0, 0.0, 0.0),
-    (0.75, 0.25, 0.0, 0.0, 0.0),
-    (0.6, 0.4, 0.0, 0.0, 0.075),
-    (0.9, 0.1, 0.0, 0.0, 0.075),
-    (0.75, 0.25, 0.1, 0.0, 0.075),
-    (0.75, 0.25, 0.0, 0.1, 0.075),
-    (0.75, 0.25, 0.0, 0.0, 0.15),
+# How answers choose their sentences, to choose among: today's, then single steps away from it
+# in the sentence weights (cosine, question words, answer type, first passage, 1/rank), and in
+# how many sentences are quoted (at most `max_sentences`, each scoring `keep_ratio` of the best).
+ANSWER_VARIANTS: tuple[dict, ...] = (
+    {},
+    {"sentence_weights": (1.0, 0.0, 0.0, 0.0, 0.0)},
+    {"sentence_weights": (0.75, 0.25, 0.0, 0.0, 0.075)},
+    {"sentence_weights": (0.6, 0.4, 0.1, 0.0, 0.075)},
+    {"sentence_weights": (0.9, 0.1, 0.1, 0.0, 0.075)},
+    {"sentence_weights": (0.75, 0.25, 0.2, 0.0, 0.075)},
+    {"sentence_weights": (0.75, 0.25, 0.1, 0.1, 0.075)},
+    {"sentence_weights": (0.75, 0.25, 0.1, 0.0, 0.15)},
+    {"keep_ratio": 0.7},
+    {"max_sentences": 4},
+    {"max_sentences": 4, "keep_ratio": 0.7},
+    {"max_sentences": 2},
 )
 
 
@@ -113,8 +118,8 @@ def retrieval_scores(ranks: np.ndarray) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class AnswerRuns:
-    """Per question (all of them): the abstention evidence, and for each sentence-weight
-    setting whether the answer (never abstaining) quotes the evidence."""
+    """Per question (all of them): the abstention evidence, and for each of ANSWER_VARIANTS
+    whether the answer (never abstaining) quotes the evidence."""
 
     features: np.ndarray  # one Evidence vector per question
     holds: np.ndarray  # [setting, question]: its quotes hold the evidence (False if unanswerable)
@@ -124,7 +129,7 @@ def answer_runs(
     engine: Engine, questions: Sequence[Question], vectors: Mapping[str, np.ndarray], settings: AnswerSettings
 ) -> AnswerRuns:
     index = engine.index
-    features, holds = [], np.zeros((len(SENTENCE_WEIGHTS), len(questions)), dtype=bool)
+    features, holds = [], np.zeros((len(ANSWER_VARIANTS), len(questions)), dtype=bool)
     for column, question in enumerate(questions):
         vector = vectors[question.id]
         hits = engine.search_with_vector(question.question, vector, K)
@@ -135,8 +140,8 @@ def answer_runs(
         if not question.answerable:
             continue
         needle = squash(question.evidence or "")
-        for row, weights in enumerate(SENTENCE_WEIGHTS):
-            always = replace(settings, sentence_weights=weights, min_confidence=0.0)
+        for row, variant in enumerate(ANSWER_VARIANTS):
+            always = replace(settings, **variant, min_confidence=0.0)
             answer = extractive_answer(question.question, vector, hits, index, always)
             holds[row, column] = needle in squash(" ".join(c.quote for c in answer.citations))
     return AnswerRuns(np.vstack([f.vector() for f in features]), holds)
@@ -205,7 +210,7 @@ def leave_one_corpus_out(engines: Mapping[str, Engine], asked: Sequence[Question
             default[name] = float(table[0, mine_answerable].mean())
             chosen[name] = float(table[pick, mine_answerable].mean())
         sentence_pick = macro_choice(runs.holds[:, answerable].astype(float), list(labels[answerable]), corpus)
-        choice["sentence_weights"] = str(SENTENCE_WEIGHTS[sentence_pick])
+        choice["answer"] = str(ANSWER_VARIANTS[sentence_pick] or "today's")
         train = ~mine
         rule = fit(runs.features[train], answerable[train].astype(float))
         choice["abstention"] = f"threshold {rule.threshold:.3f}"

@@ -17,7 +17,6 @@ from cite.retriever.confidence import Evidence, confidence, coverage, missing_na
 from cite.retriever.question import ParsedQuestion
 
 # A second or third sentence must score at least this share of the best one.
-KEEP_RATIO = 0.8
 SENTENCE_ENDS = (".", "!", "?", ":", ";")
 CLOSING_QUOTES = " \t\n\"'”’)]"
 MIN_SENTENCE_CHARS = 25
@@ -162,7 +161,7 @@ def extractive_answer(
         return _abstain(question, hits, score)
     chosen = [ranked[0]]
     for candidate in ranked[1:]:
-        if len(chosen) >= settings.max_sentences or candidate.score < KEEP_RATIO * ranked[0].score:
+        if len(chosen) >= settings.max_sentences or candidate.score < settings.keep_ratio * ranked[0].score:
             break
         similarity = max(float(candidate.sentence.vector @ c.sentence.vector) for c in chosen)
         if similarity < 0.9:  # near-duplicates say nothing new
