@@ -55,15 +55,13 @@ def _merged(document: Document, run: list[Section]) -> Passage:
     they are words the passage is about, though never quoted)."""
     first, last = _trimmed(document, run[0]), _trimmed(document, run[-1])
     start, end = first[0], last[1]
-    text = normalised_text(document.text[start:end]).replace("\n\n", " ")
+    return _passage(document, start, end, normalised_text(document.text[start:end]).replace("\n\n", " "), run[0].path)
+
+
+def _passage(document: Document, start: int, end: int, text: str, path: str) -> Passage:
+    """The passage `document.text[start:end]`, whose normalised text is `text`."""
     return Passage(
-        id=content_id(document.doc, str(start), text),
-        doc=document.doc,
-        start=start,
-        end=end,
-        text=text,
-        page=page_at(document, start),
-        section=run[0].path,
+        content_id(document.doc, str(start), text), document.doc, start, end, text, page_at(document, start), path
     )
 
 
@@ -89,17 +87,7 @@ def _split_span(document: Document, first_char: int, last_char: int, path: str, 
         start, end = units[first][0], units[last][1]
         text = norm.text[start:end].replace("\n\n", " ")
         original_start, original_end = (first_char + offset for offset in norm.span(start, end))
-        passages.append(
-            Passage(
-                id=content_id(document.doc, str(original_start), text),
-                doc=document.doc,
-                start=original_start,
-                end=original_end,
-                text=text,
-                page=page_at(document, original_start),
-                section=path,
-            )
-        )
+        passages.append(_passage(document, original_start, original_end, text, path))
         if last + 1 >= len(units):
             break
         # Step forward, keeping an overlap but always making progress.
