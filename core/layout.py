@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cite.core.types import Citation, Document
@@ -54,11 +55,16 @@ def sections(document: Document) -> list[Section]:
     return found
 
 
-def section_at(document: Document, offset: int) -> str:
-    """The section path of the body holding `offset` ("" before the first heading, or in a heading line)."""
+def sections_at(document: Document, offsets: Sequence[int]) -> list[str]:
+    """The section path of the body holding each offset ("" before the first heading, or in a
+    heading line); the document's sections are found once for all of them."""
     bodies = sections(document)
-    position = bisect.bisect_right([s.start for s in bodies], offset) - 1
-    return bodies[position].path if position >= 0 and offset < bodies[position].end else ""
+    starts = [s.start for s in bodies]
+    paths = []
+    for offset in offsets:
+        position = bisect.bisect_right(starts, offset) - 1
+        paths.append(bodies[position].path if position >= 0 and offset < bodies[position].end else "")
+    return paths
 
 
 def body_spans(document: Document, start: int, end: int) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ def split_document(document: Document, settings: SplitSettings) -> list[Passage]
     manual's heading every few paragraphs) go into one passage together, up to the limit, so
     that none is a sentence or two that loses to a neighbour's longer passage. Each passage
     carries the section path and the page it starts on; each sentence of it keeps its own
-    section (`core.layout.section_at`), and heading lines are never quoted (`body_spans`).
+    section (`core.layout.sections_at`), and heading lines are never quoted (`body_spans`).
     Consecutive passages of a section share `settings.overlap_sentences` sentences, so an
     answer that straddles a boundary is still whole in one passage. A sentence longer than
     the limit is cut at spaces. Every passage maps back: `document.text[p.start:p.end]` is

@@ -8,7 +8,7 @@ from itertools import combinations
 
 import numpy as np
 from cite.core.config import AnswerSettings
-from cite.core.layout import citation, section_at
+from cite.core.layout import citation, sections_at
 from cite.core.store import StoredIndex, passage_text
 from cite.core.types import Answer, Document, Hit
 from cite.retriever.answer_type import AnswerType, holds_type
@@ -16,7 +16,6 @@ from cite.retriever.claims import check_claims, term_share
 from cite.retriever.confidence import Evidence, confidence, coverage, missing_name
 from cite.retriever.question import ParsedQuestion
 
-# A second or third sentence must score at least this share of the best one.
 SENTENCE_ENDS = (".", "!", "?", ":", ";")
 CLOSING_QUOTES = " \t\n\"'”’)]"
 MIN_SENTENCE_CHARS = 25
@@ -57,6 +56,7 @@ def hit_sentences(hit: Hit, index: StoredIndex, rank: int = 1) -> list[Sentence]
     pairs = [(int(start), int(end)) for start, end in spans]
     following = [tuple(pairs[i + 1 : i + 1 + LOOKAHEAD]) for i in range(len(pairs))]
     preceding = [None, *pairs[:-1]]
+    own_sections = sections_at(document, [start for start, _ in pairs])  # a passage may hold several
     return [
         Sentence(
             hit.passage.doc,
@@ -64,12 +64,14 @@ def hit_sentences(hit: Hit, index: StoredIndex, rank: int = 1) -> list[Sentence]
             int(end),
             passage_text(original, start, end),
             vector,
-            section_at(document, int(start)),  # a passage may hold several short sections
+            section,
             rank,
             after,
             before,
         )
-        for (start, end), vector, after, before in zip(spans, vectors, following, preceding, strict=True)
+        for (start, end), vector, after, before, section in zip(
+            spans, vectors, following, preceding, own_sections, strict=True
+        )
     ]
 
 

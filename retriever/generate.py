@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from cite.core.errors import CiteError
-from cite.core.layout import body_spans, citation, section_at
+from cite.core.layout import body_spans, citation, sections_at
 from cite.core.text import sentences_in_span
 from cite.core.types import Answer, Citation, Document, Hit, Passage
 from cite.retriever.claims import check_claims, split_claims
@@ -127,7 +127,9 @@ def _citations(
         spans = [s for a, b in bodies for s in sentences_in_span(original, a, b)] or [(meta["start"], meta["end"], "")]
         vectors = embedder.encode([" ".join(claims_by_number[n]), *(s[2] for s in spans)])
         best = spans[int(np.argmax(vectors[1:] @ vectors[0]))]
-        citations.append(citation(n, source, best[0], best[1], section_at(source, best[0]) or meta["section"] or ""))
+        citations.append(
+            citation(n, source, best[0], best[1], sections_at(source, [best[0]])[0] or meta["section"] or "")
+        )
     return citations
 
 

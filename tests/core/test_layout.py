@@ -1,5 +1,5 @@
 from cite.core.config import SplitSettings
-from cite.core.layout import body_spans, citation, page_at, section_at, sections
+from cite.core.layout import body_spans, citation, page_at, sections, sections_at
 from cite.core.types import Document, Heading
 from cite.indexer.splitter import split_document
 
@@ -94,10 +94,8 @@ def test_short_sections_share_a_passage_and_each_sentence_keeps_its_own_section(
     bodies = body_spans(doc, passage.start, passage.end)
     quoted = [doc.text[a:b] for a, b in bodies]
     assert not any("Lazy arguments" in part or "2 Objects" in part for part in quoted)
-    lazy = doc.text.index("Arguments are")
-    assert section_at(doc, lazy) == "2 Objects > 2.1.8 Lazy arguments"
-    assert section_at(doc, doc.text.index("Objects hold")) == "2 Objects"
-    assert section_at(doc, 0) == ""
+    offsets = [0, doc.text.index("Objects hold"), doc.text.index("Arguments are")]
+    assert sections_at(doc, offsets) == ["", "2 Objects", "2 Objects > 2.1.8 Lazy arguments"]
 
 
 def test_a_document_without_headings_splits_as_before():
