@@ -223,7 +223,13 @@ def leave_one_corpus_out(engines: Mapping[str, Engine], asked: Sequence[Question
             answerable[mine],
         )
         held.append(Held(corpus, int(answerable[mine].sum()), int((~answerable[mine]).sum()), default, chosen, choice))
-    return held, pooled_figures(held)
+    types = np.array([q.type for q in questions])
+    default_answered = answered_by(default_rule, runs.features)
+    by_type = {
+        kind: answer_figures(default_answered[types == kind], runs.holds[0, types == kind], answerable[types == kind])
+        for kind in sorted(set(types))
+    }
+    return held, {**pooled_figures(held), "by_type": by_type}
 
 
 def pooled_figures(held: Sequence[Held]) -> dict:
@@ -259,6 +265,10 @@ def render(held: Sequence[Held], pooled: dict) -> str:
     lines.append("")
     lines.append("Each cell: today's defaults → the settings chosen without that corpus. Choices:")
     lines += [f"- {h.corpus}: " + "; ".join(f"{k} {v}" for k, v in h.choice.items()) for h in held]
+    lines += ["", "Answers by question type, today's defaults:", "", "| type | quoted | answered | refused |"]
+    lines.append("|---|---|---|---|")
+    for kind, figures in pooled["by_type"].items():
+        lines.append(f"| {kind} | " + " | ".join(cell(figures, n) for n in ("quoted", "answered", "refused")) + " |")
     return "\n".join(lines)
 
 
