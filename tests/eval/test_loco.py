@@ -1,0 +1,42 @@
+"""Leave-one-corpus-out bookkeeping (eval/loco.py) and the per-manual layout of the real-documents set."""
+
+import numpy as np
+import pytest
+from cite.eval.datasets import Question
+from cite.eval.loco import macro_choice, per_corpus
+from cite.eval.realdocs.corpora import corpus_of, lay_out
+
+
+def test_a_setting_is_chosen_without_the_corpus_it_is_scored_on_each_corpus_weighing_the_same():
+    corpora = ["a", "a", "a", "a", "b", "c"]
+    table = np.array(
+        [
+            [1, 1, 1, 1, 0, 0],  # row 0, today's: wins on the big corpus a only
+            [0, 0, 0, 0, 1, 1],  # wins on b and c
+        ],
+        dtype=float,
+    )
+    assert macro_choice(table, corpora, "a") == 1  # without a, row 1 is best on b and c
+    assert macro_choice(table, corpora, "b") == 0  # a and c tie at a mean of .5: today's settings stay
+    assert macro_choice(table, corpora, "c") == 0
+
+
+def test_off_topic_questions_are_asked_of_every_manual():
+    asked = [
+        Question("q1", "What is gnuplot?", corpus="gnuplot"),
+        Question("x", "Why is the sky blue?", corpus="offtopic"),
+    ]
+    got = per_corpus(asked, ["bash", "gnuplot"])
+    assert [(q.id, q.corpus) for q in got] == [("q1", "gnuplot"), ("x@bash", "bash"), ("x@gnuplot", "gnuplot")]
+
+
+def test_each_manual_gets_a_folder_whose_index_names_documents_as_the_questions_do(tmp_path):
+    dest = tmp_path / "realdocs"
+    for doc in ("pdf/gnuplot.pdf", "handbook/apt.html", "handbook/sect.apt-get.html"):
+        (dest / doc).parent.mkdir(parents=True, exist_ok=True)
+        (dest / doc).write_text(doc)
+    counts = lay_out(dest, tmp_path / "out", ["pdf/gnuplot.pdf", "handbook/apt.html", "handbook/sect.apt-get.html"])
+    assert counts == {"gnuplot": 1, "handbook": 2}
+    assert (tmp_path / "out" / "handbook" / "handbook" / "apt.html").read_text() == "handbook/apt.html"
+    with pytest.raises(KeyError):
+        corpus_of("pdf/unknown.pdf")
