@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,3 +49,25 @@ def write_tiny_corpus(folder: Path) -> Path:
         encoding="utf-8",
     )
     return folder
+
+
+def write_epub(path: Path, manifest: str, spine: str, files: dict[str, str], title: str = "A Short Book") -> Path:
+    """An EPUB 3 package per the spec: mimetype first and stored, container.xml, an OPF package
+    with `manifest` items and `spine` itemrefs, and `files` (names under OEBPS/) as given."""
+    opf = f"""<?xml version="1.0" encoding="UTF-8"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
+ <metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">urn:test:1</dc:identifier>
+  <dc:title>{title}</dc:title><dc:language>en</dc:language></metadata>
+ <manifest>{manifest}</manifest><spine>{spine}</spine></package>"""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
+        book.writestr(
+            "META-INF/container.xml",
+            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+            '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+            "</rootfiles></container>",
+        )
+        book.writestr("OEBPS/content.opf", opf)
+        for name, text in files.items():
+            book.writestr(f"OEBPS/{name}", text)
+    return path

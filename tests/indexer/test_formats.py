@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from cite.indexer.loaders import load_paths
 
+from tests.helpers import write_epub
+
 
 def _headings(document) -> list[tuple[str, int]]:
     return [(document.text[h.start : h.end], h.level) for h in document.headings]
@@ -118,39 +120,21 @@ def test_odt_headings_footnotes_lists_tables_and_title(tmp_path):
 
 
 def _epub(path: Path, chapters: list[tuple[str, str]]) -> Path:
-    """An EPUB 3 per the spec: mimetype first and stored, container.xml, an OPF package with a
-    manifest and spine, a navigation document, one XHTML file per chapter."""
-    manifest = "".join(
+    """An EPUB 3 with a navigation document and one XHTML file per chapter."""
+    manifest = '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>' + "".join(
         f'<item id="c{n}" href="text/ch{n}.xhtml" media-type="application/xhtml+xml"/>' for n in range(len(chapters))
     )
-    spine = "".join(f'<itemref idref="c{n}"/>' for n in range(len(chapters)))
-    opf = f"""<?xml version="1.0" encoding="UTF-8"?>
-<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
- <metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">urn:test:1</dc:identifier>
-  <dc:title>A Short Book</dc:title><dc:language>en</dc:language></metadata>
- <manifest><item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>{manifest}</manifest>
- <spine><itemref idref="nav"/>{spine}</spine></package>"""
-    with zipfile.ZipFile(path, "w") as book:
-        book.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
-        book.writestr(
-            "META-INF/container.xml",
-            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
-            '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
-            "</rootfiles></container>",
+    spine = '<itemref idref="nav"/>' + "".join(f'<itemref idref="c{n}"/>' for n in range(len(chapters)))
+    files = {
+        "nav.xhtml": '<html xmlns="http://www.w3.org/1999/xhtml"><body><nav epub:type="toc"><ol><li>Contents list'
+        "</li></ol></nav><p>Contents page text.</p></body></html>"
+    }
+    for n, (title, body) in enumerate(chapters):
+        files[f"text/ch{n}.xhtml"] = (
+            f'<?xml version="1.0" encoding="UTF-8"?><html xmlns="http://www.w3.org/1999/xhtml"><head>'
+            f"<title>{title}</title></head><body><section><h1>{title}</h1><p>{body}</p></section></body></html>"
         )
-        book.writestr("OEBPS/content.opf", opf)
-        book.writestr(
-            "OEBPS/nav.xhtml",
-            '<html xmlns="http://www.w3.org/1999/xhtml"><body><nav epub:type="toc"><ol><li>Contents list</li></ol>'
-            "</nav><p>Contents page text.</p></body></html>",
-        )
-        for n, (title, body) in enumerate(chapters):
-            book.writestr(
-                f"OEBPS/text/ch{n}.xhtml",
-                f'<?xml version="1.0" encoding="UTF-8"?><html xmlns="http://www.w3.org/1999/xhtml"><head>'
-                f"<title>{title}</title></head><body><section><h1>{title}</h1><p>{body}</p></section></body></html>",
-            )
-    return path
+    return write_epub(path, manifest, spine, files)
 
 
 def test_epub_chapters_in_spine_order_without_the_contents(tmp_path):

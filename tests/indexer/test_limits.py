@@ -14,6 +14,8 @@ from cite.indexer.formats.layout import Line
 from cite.indexer.formats.limits import DEFAULT_LIMITS, ReadLimits
 from cite.indexer.loaders import load_paths
 
+from tests.helpers import write_epub
+
 _MB = 1024 * 1024
 # A paragraph of WordprocessingML, and a text box of PresentationML; 300 MB of either deflate to under 1 MB.
 _PARAGRAPH = b"<w:p><w:r><w:t>Nothing but filler text.</w:t></w:r></w:p>"
@@ -212,26 +214,8 @@ def test_ocr_stops_at_its_time_limit_with_a_note(tmp_path):
 
 
 def _epub(path: Path, manifest: str, spine: str, chapters: dict[str, str]) -> Path:
-    opf = f"""<?xml version="1.0" encoding="UTF-8"?>
-<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
- <metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">urn:test:2</dc:identifier>
-  <dc:title>Limits</dc:title><dc:language>en</dc:language></metadata>
- <manifest>{manifest}</manifest><spine>{spine}</spine></package>"""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
-        book.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
-        book.writestr(
-            "META-INF/container.xml",
-            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
-            '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
-            "</rootfiles></container>",
-        )
-        book.writestr("OEBPS/content.opf", opf)
-        for name, body in chapters.items():
-            book.writestr(
-                f"OEBPS/{name}",
-                f'<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body>{body}</body></html>',
-            )
-    return path
+    page = '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body>{}</body></html>'
+    return write_epub(path, manifest, spine, {name: page.format(body) for name, body in chapters.items()}, "Limits")
 
 
 def _item(id_: str, href: str) -> str:
