@@ -103,9 +103,17 @@ class FolderSync:
             assert self._state is not None
             return self._state
 
-    def run_forever(self) -> None:
-        """Watches in the calling thread until interrupted (`cite index --watch`)."""
-        self._watch()
+    def run_forever(self, on_ready: Callable[[], None] = lambda: None) -> None:
+        """Watches until interrupted (`cite index --watch`); `on_ready` runs once changes are
+        seen, so that a "Watching" said there is true: a file saved just before went unseen."""
+        self.start()
+        try:
+            self.ready.wait()
+            on_ready()
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(0.5)  # wakes for Ctrl-C, which only this thread receives
+        finally:
+            self.stop()
 
     def _update(self, **changes: Any) -> None:
         from dataclasses import replace

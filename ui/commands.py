@@ -86,9 +86,12 @@ def _watch_and_index(args: argparse.Namespace, paths: list[Path]) -> int:
         return ""
 
     watcher = FolderSync(folders, sync, poll=args.poll)
-    print(f"cite: {watcher.state().describe()}; Ctrl-C to stop", file=sys.stderr, flush=True)
+
+    def say_watching() -> None:
+        print(f"cite: {watcher.state().describe()}; Ctrl-C to stop", file=sys.stderr, flush=True)
+
     try:
-        watcher.run_forever()
+        watcher.run_forever(say_watching)
     except KeyboardInterrupt:
         pass
     return 0
