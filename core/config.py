@@ -118,6 +118,10 @@ class AnswerSettings:
     # at 3 and 0.8, better in 9 of 10 manuals (the grid's edge: answers grow longer beyond it).
     max_sentences: int = 4
     keep_ratio: float = 0.7
+    # A quote goes on into the next sentence of its passage when that one's cosine to the
+    # question is at least this share of its own (above 1: never). Chosen leave-one-corpus-out
+    # on ten manuals (`eval/loco.py`, bench/results/README.md, "Fresh documents").
+    continue_ratio: float = 0.7
     coverage_passages: int = 3  # top passages whose words count as covering the question
     # A candidate sentence's score: weights of its cosine to the question, share of question
     # words, holding the answer type asked for, passage ranked first, 1 / passage rank
@@ -147,6 +151,8 @@ class AnswerSettings:
     min_confidence: float = 0.4154  # below this the answer abstains
 
     def __post_init__(self) -> None:
+        if self.continue_ratio < 0:
+            raise ValueError(f"continue_ratio must be 0 or more. Currently, it is {self.continue_ratio}.")
         if self.max_sentences < 1:
             raise ValueError(f"max_sentences must be greater than 0. Currently, it is {self.max_sentences}.")
         if len(self.sentence_weights) != 5:

@@ -169,23 +169,40 @@ def extractive_answer(
         if similarity < 0.9:  # near-duplicates say nothing new
             chosen.append(candidate)
     wanted_type = (own[0] if own else parsed).wanted
-    completed = [in_context(c.sentence, index.documents[c.sentence.doc].text, wanted_type) for c in chosen]
+    cosines = {(s.sentence.doc, s.sentence.start): s.cosine for s in ranked}
+    completed = [
+        in_context(c.sentence, index.documents[c.sentence.doc].text, wanted_type, _goes_on(c, cosines, settings))
+        for c in chosen
+    ]
     quotes = _joined(_without_covered(completed), {s.doc: index.documents[s.doc].text for s in completed})
     return _cite(question, quotes, index.documents, hits, score)
 
 
-def in_context(sentence: Sentence, original: str, wanted_type: AnswerType) -> Sentence:
+def _goes_on(chosen: Scored, cosines: dict[tuple[str, int], float], settings: AnswerSettings) -> bool:
+    """Whether the sentence after a chosen one is about the question nearly as much: its cosine
+    is at least `settings.continue_ratio` of the chosen one's. A question often matches the
+    sentence that sets the scene ("Caching errors of the package data cause ... BADSIG"),
+    and the answer is the next one ("You should remove all cached data ... and try again.")."""
+    sentence = chosen.sentence
+    if not sentence.following:
+        return False
+    following = cosines.get((sentence.doc, sentence.following[0][0]))
+    return following is not None and following >= settings.continue_ratio * chosen.cosine
+
+
+def in_context(sentence: Sentence, original: str, wanted_type: AnswerType, goes_on: bool = False) -> Sentence:
     """The sentence with the neighbours it needs to make sense as a quote: the sentence before
-    it when it points back, the next ones when they complete it."""
-    return with_antecedent(completed_sentence(sentence, original, wanted_type), original)
+    it when it points back, the next ones when they complete it or go on about the question."""
+    return with_antecedent(completed_sentence(sentence, original, wanted_type, goes_on), original)
 
 
-def completed_sentence(sentence: Sentence, original: str, wanted_type: AnswerType) -> Sentence:
+def completed_sentence(sentence: Sentence, original: str, wanted_type: AnswerType, goes_on: bool = False) -> Sentence:
     """The sentence, extended by the next ones of its passage when they complete the answer:
     the sentence was cut off (no closing punctuation: the next one ends it), it lacks the kind
     of answer asked for and one of the next `LOOKAHEAD` has it ("The proposal met resistance."
-    + "Publicly, all were cautious." + "Only Putin supported it."), or the next one goes on
-    about it ("... read-only variables." + "These variables begin with GPVAL_.")."""
+    + "Publicly, all were cautious." + "Only Putin supported it."), the next one goes on
+    about it ("... read-only variables." + "These variables begin with GPVAL_."), or the next
+    one is about the question nearly as much (`goes_on`)."""
     if not sentence.following:
         return sentence
     texts = [passage_text(original, *span) for span in sentence.following]
@@ -195,7 +212,7 @@ def completed_sentence(sentence: Sentence, original: str, wanted_type: AnswerTyp
         holding = next((n for n, text in enumerate(texts, 1) if holds_type(text, wanted_type)), None)
         if holding is not None:
             return _extended(sentence, original, holding)
-    return _extended(sentence, original, 1) if DEMONSTRATIVE.match(texts[0]) else sentence
+    return _extended(sentence, original, 1) if goes_on or DEMONSTRATIVE.match(texts[0]) else sentence
 
 
 def with_antecedent(sentence: Sentence, original: str) -> Sentence:

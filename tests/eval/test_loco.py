@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from cite.eval.datasets import Question
-from cite.eval.loco import macro_choice, per_corpus
+from cite.eval.loco import answer_figures, macro_choice, per_corpus
 from cite.eval.realdocs.corpora import corpus_of, lay_out
 
 
@@ -40,3 +40,15 @@ def test_each_manual_gets_a_folder_whose_index_names_documents_as_the_questions_
     assert (tmp_path / "out" / "handbook" / "handbook" / "apt.html").read_text() == "handbook/apt.html"
     with pytest.raises(KeyError):
         corpus_of("pdf/unknown.pdf")
+
+
+def test_near_misses_are_counted_apart_from_off_topic_questions():
+    answerable = np.array([True, True, False, False, False])
+    near = np.array([False, False, True, True, False])  # the last: off-topic
+    answered = np.array([True, False, True, False, False])
+    holds = np.array([True, False, False, False, False])
+    chars = np.array([300.0, 500.0, 0.0, 0.0, 0.0])
+    got = answer_figures(answered, holds, answerable, chars, near)
+    assert got["quoted"] == 0.5 and got["answered"] == 0.5 and got["sentences"] == 0.5
+    assert got["refused"] == pytest.approx(2 / 3) and got["near-refused"] == 0.5
+    assert got["chars"] == 400.0

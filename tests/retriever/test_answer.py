@@ -1,12 +1,21 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from cite.core.config import AnswerSettings, Settings, SplitSettings
 from cite.core.types import Document
 from cite.eval.datasets import Question
 from cite.eval.suite import Outcome, tally
 from cite.indexer.build import build_index
-from cite.retriever.answer import Sentence, _joined, _without_covered, completed_sentence, with_antecedent
+from cite.retriever.answer import (
+    Scored,
+    Sentence,
+    _goes_on,
+    _joined,
+    _without_covered,
+    completed_sentence,
+    with_antecedent,
+)
 from cite.retriever.engine import Engine
 
 from tests.helpers import FakeEmbedder
@@ -106,6 +115,31 @@ def test_a_next_sentence_going_on_about_it_completes_the_quote():
     assert completed_sentence(first, text, "other").text == text[:68]
     second = Sentence("d.txt", 35, 68, text[35:68], np.zeros(4), "", 1, ((69, 85),))
     assert completed_sentence(second, text, "other") is second
+
+
+BADSIG = (
+    "Stale cached package lists cause strange errors, such as BADSIG when updating. "
+    "You should remove all cached data and try again. Mirrors are checked daily."
+)
+
+
+def test_a_quote_goes_on_into_a_next_sentence_nearly_as_close_to_the_question():
+    """debref-017: the question matches the sentence naming the error; the fix is the next one."""
+    scene = Sentence("apt.txt", 0, 78, BADSIG[:78], np.zeros(4), "", 1, ((79, 127), (128, 154)))
+    chosen = Scored(scene, 0.8, 0.6)
+    settings = AnswerSettings()  # continue_ratio 0.7
+    assert _goes_on(chosen, {("apt.txt", 79): 0.43}, settings)  # 0.43 >= 0.7 * 0.6
+    assert not _goes_on(chosen, {("apt.txt", 79): 0.41}, settings)
+    assert not _goes_on(chosen, {}, settings)  # too short to be a candidate: not known to be close
+    assert not _goes_on(chosen, {("apt.txt", 79): 0.6}, replace(settings, continue_ratio=9.0))
+    assert not _goes_on(Scored(replace(scene, following=()), 0.8, 0.6), {("apt.txt", 79): 0.6}, settings)
+    assert completed_sentence(scene, BADSIG, "other", goes_on=True).text == BADSIG[:127]
+    assert completed_sentence(scene, BADSIG, "other") is scene
+
+
+def test_continue_ratio_is_checked():
+    with pytest.raises(ValueError, match="continue_ratio"):
+        AnswerSettings(continue_ratio=-0.1)
 
 
 def test_an_answer_to_who_quotes_the_sentence_naming_them(tmp_path):
