@@ -14,7 +14,8 @@ corpus's held-out figures beside today's defaults:
 
 - retrieval: R@1, R@5, MRR@10 of the first passage that holds the evidence phrase;
 - answers: the share of answerable questions answered with a quote that holds the evidence,
-  answered at all, and unanswerable questions refused.
+  answered at all, and unanswerable questions refused (all, and the near-misses alone), and
+  how long the quotes are.
 
 A held-out corpus's questions are never used to choose anything. Only the questions are
 embedded, once; candidates are scored once per k1 and fused per setting.
@@ -194,7 +195,8 @@ def per_corpus(questions: Sequence[Question], corpora: Sequence[str]) -> list[Qu
 def leave_one_corpus_out(engines: Mapping[str, Engine], asked: Sequence[Question]) -> tuple[list[Held], dict]:
     """Each corpus's figures under the defaults and under settings chosen on the other corpora."""
     questions = [q for q in per_corpus(asked, sorted(engines)) if q.corpus in engines]
-    offtopic_ids = {q.id for q in questions if q.id not in {a.id for a in asked}}  # the per-corpus copies
+    asked_ids = {q.id for q in asked}
+    offtopic_ids = {q.id for q in questions if q.id not in asked_ids}  # the per-corpus copies
     settings = next(iter(engines.values())).settings
     answerable_qs = [q for q in questions if q.answerable]
     points: list[SearchSettings] = []
