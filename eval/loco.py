@@ -195,8 +195,7 @@ def per_corpus(questions: Sequence[Question], corpora: Sequence[str]) -> list[Qu
 def leave_one_corpus_out(engines: Mapping[str, Engine], asked: Sequence[Question]) -> tuple[list[Held], dict]:
     """Each corpus's figures under the defaults and under settings chosen on the other corpora."""
     questions = [q for q in per_corpus(asked, sorted(engines)) if q.corpus in engines]
-    asked_ids = {q.id for q in asked}
-    offtopic_ids = {q.id for q in questions if q.id not in asked_ids}  # the per-corpus copies
+    asked_ids = {q.id for q in asked}  # an off-topic question's per-corpus copies have new ids
     settings = next(iter(engines.values())).settings
     answerable_qs = [q for q in questions if q.answerable]
     points: list[SearchSettings] = []
@@ -221,7 +220,7 @@ def leave_one_corpus_out(engines: Mapping[str, Engine], asked: Sequence[Question
     corpora = [q.corpus for q in questions]
     answerable = np.array([q.answerable for q in questions])
     labels = np.array(corpora)
-    near = np.array([not q.answerable and q.id not in offtopic_ids for q in questions])
+    near = np.array([not q.answerable and q.id in asked_ids for q in questions])
     default_rule = (settings.answer.confidence_weights, settings.answer.min_confidence)
     held = []
     for corpus in sorted(set(corpora)):
