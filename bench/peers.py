@@ -1,7 +1,8 @@
-"""Retrieval peers on the real-documents set: cite against txtai's hybrid search and the LangChain recipe.
+"""Retrieval peers on the real-documents sets: cite against txtai's hybrid search and the LangChain recipe.
 
     bash eval/realdocs/setup.sh .cite/realdocs
     python -m bench.peers [--corpus .cite/realdocs] [--systems cite,txtai,langchain]
+    python -m bench.peers --set sealed --corpus .cite/sealed   # the sealed set (eval/sealed)
 
 The peers read the text that eval/realdocs/check.py extracts and verifies the questions on (one
 .txt per PDF page, pypdfium2; one per HTML file, BeautifulSoup; one per EPUB, DOCX or ODT book,
@@ -18,7 +19,7 @@ every answerable question, a retrieved chunk (passage) is relevant when its text
 evidence, squashed to [0-9a-z]; R@k is the share of questions with a relevant one in the top k,
 MRR@10 the mean of 1/rank of the first (0 beyond 10). Each manual is indexed alone by each
 system, as a user indexes one. The table has every corpus and format.
-Results: a table on stdout and bench/results/peers-realdocs.json (with every question's rank).
+Results: a table on stdout and bench/results/peers-<set>.json (with every question's rank).
 """
 
 from __future__ import annotations
@@ -203,33 +204,39 @@ def render(runs: Sequence[SystemRun], tables: dict[str, dict[str, dict[str, floa
 
 def main(argv: list[str] | None = None) -> int:
     from cite.eval.realdocs.check import dump, manifest_docs, read_questions, squash
-    from cite.eval.realdocs.corpora import CORPORA, corpus_of, lay_out
+    from cite.eval.realdocs.corpora import lay_out
+    from cite.eval.realdocs.sets import REALDOCS, SETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=sorted(SETS), default=REALDOCS.name, help="which question set")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="the folder eval/realdocs/setup.sh filled")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(SYSTEMS)}")
-    parser.add_argument("--out", type=Path, default=RESULTS / "peers-realdocs.json")
+    parser.add_argument("--out", type=Path, help="where the JSON goes (default bench/results/peers-<set>.json)")
     args = parser.parse_args(argv)
+    qset = SETS[args.set]
+    out = args.out or RESULTS / f"peers-{qset.name}.json"
+    docs = manifest_docs(qset)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if unknown := [s for s in systems if s not in SYSTEMS]:
         parser.error(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
-    if missing := [d for d in manifest_docs() if not (args.corpus / d).is_file()]:
+    if missing := [d for d in docs if not (args.corpus / d).is_file()]:
         parser.error(
-            f"{args.corpus}: {len(missing)} corpus files missing; run: bash eval/realdocs/setup.sh {args.corpus}"
+            f"{args.corpus}: {len(missing)} corpus files missing;"
+            f" run: bash eval/realdocs/setup.sh {args.corpus} {qset.folder.name}"
         )
-    questions = [q for q in read_questions() if q.answerable]
+    questions = [q for q in read_questions(qset.questions) if q.answerable]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        dump(args.corpus, workdir / "text")
+        dump(args.corpus, workdir / "text", docs)
         chunks = split_chunks(page_texts(workdir / "text"))
         squashed = [squash(chunk.text) for chunk in chunks]
         reachable = sum(any(squash(q.evidence) in text for text in squashed) for q in questions)
-        lay_out(args.corpus, workdir / "corpora", manifest_docs())
+        lay_out(args.corpus, workdir / "corpora", docs, qset)
         runs = []
         for name in systems:
             parts = []
-            for corpus in CORPORA:  # each manual indexed alone, as a user indexes one
-                mine = [c for c in chunks if corpus_of(c.doc) == corpus]
+            for corpus in qset.corpora:  # each manual indexed alone, as a user indexes one
+                mine = [c for c in chunks if qset.corpus_of(c.doc) == corpus]
                 asked = [q for q in questions if q.corpus == corpus]
                 parts.append(run_system(name, workdir / "corpora" / corpus, mine, asked, workdir / corpus))
             runs.append(
@@ -263,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             for run in runs
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Leave-one-corpus-out: every setting chosen on all corpora but one, scored on the one left out.
 
     python -m cite.eval.loco --indexes .cite/realdocs-index [--questions FILE] [--out FILE]
+    python -m cite.eval.loco --indexes .cite/sealed-index --questions eval/sealed/questions.jsonl --defaults-only
 
 `--indexes` holds one index per corpus, named by it (`make eval-realdocs` builds them): each
 manual is indexed alone, as a user indexes one, and its questions are asked of its own index.
@@ -280,7 +281,9 @@ def pooled_figures(held: Sequence[Held]) -> dict:
     return out
 
 
-def render(held: Sequence[Held], pooled: dict) -> str:
+def render(held: Sequence[Held], pooled: dict, chosen: bool = True) -> str:
+    """The per-corpus table: each cell today's defaults → the settings chosen without that corpus
+    (`chosen` False: today's defaults alone, for a sealed set that nothing is chosen on)."""
     names = ("R@1", "R@5", "MRR@10", "quoted", "sentences", "answered", "refused", "near-refused", "chars")
     lines = [
         "| corpus | answerable | unanswerable | " + " | ".join(names) + " |",
@@ -293,14 +296,16 @@ def render(held: Sequence[Held], pooled: dict) -> str:
             return "-"
         return f"{value:.0f}" if name == "chars" else f"{value:.3f}"
 
+    def cells(default: dict, other: dict) -> str:
+        return " | ".join(f"{cell(default, n)} → {cell(other, n)}" if chosen else cell(default, n) for n in names)
+
     for h in held:
-        cells = [f"{cell(h.default, n)} → {cell(h.chosen, n)}" for n in names]
-        lines.append(f"| {h.corpus} | {h.answerable} | {h.unanswerable} | " + " | ".join(cells) + " |")
-    cells = [f"{cell(pooled['default'], n)} → {cell(pooled['chosen'], n)}" for n in names]
-    lines.append("| pooled | | | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("Each cell: today's defaults → the settings chosen without that corpus. Choices:")
-    lines += [f"- {h.corpus}: " + "; ".join(f"{k} {v}" for k, v in h.choice.items()) for h in held]
+        lines.append(f"| {h.corpus} | {h.answerable} | {h.unanswerable} | " + cells(h.default, h.chosen) + " |")
+    lines.append("| pooled | | | " + cells(pooled["default"], pooled["chosen"]) + " |")
+    if chosen:
+        lines.append("")
+        lines.append("Each cell: today's defaults → the settings chosen without that corpus. Choices:")
+        lines += [f"- {h.corpus}: " + "; ".join(f"{k} {v}" for k, v in h.choice.items()) for h in held]
     lines += [
         "",
         "Answers by question type, today's defaults:",
@@ -322,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--indexes", type=Path, required=True, help="one index per corpus, each named by its corpus")
     parser.add_argument("--questions", type=Path, default=REALDOCS_QUESTIONS)
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--defaults-only",
+        action="store_true",
+        help="report today's defaults alone (a sealed set: nothing is chosen on it)",
+    )
     args = parser.parse_args(argv)
     questions = load_questions(args.questions)
     if any(not q.corpus for q in questions):
@@ -332,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     embedder = default_embedder()
     engines = {corpus: Engine(args.indexes / corpus, embedder) for corpus in named}
     held, pooled = leave_one_corpus_out(engines, questions)
-    print(render(held, pooled))
+    print(render(held, pooled, chosen=not args.defaults_only))
     if args.out:
         args.out.write_text(json.dumps({"held_out": [asdict(h) for h in held], "pooled": pooled}, indent=1) + "\n")
     return 0

@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Installs the Debian documentation packages of the real-documents eval set and copies exactly
-# the files named in corpus.tsv into DEST (default .cite/realdocs), under the names the
+# Installs the Debian documentation packages of a real-documents eval set and copies exactly
+# the files named in its corpus.tsv into DEST (default .cite/realdocs), under the names the
 # questions use. Idempotent: installs only what is missing, copies only what differs, and
 # removes files in DEST that corpus.tsv does not name (only in a DEST this script made).
 #
-#   bash eval/realdocs/setup.sh [DEST]
+#   bash eval/realdocs/setup.sh [DEST] [SET]   # SET: realdocs (default) or sealed (eval/sealed)
 #   .venv/bin/cite index DEST    # then index it (a few minutes on 2 cores)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-manifest="$here/corpus.tsv"
-dest="${1:-.cite/realdocs}"
+set_name="${2:-realdocs}"
+manifest="$here/../$set_name/corpus.tsv"
+[[ -f "$manifest" ]] || { echo "setup.sh: no set $set_name (no $manifest)" >&2; exit 1; }
+dest="${1:-.cite/$set_name}"
 marker=".realdocs-corpus"  # marks a DEST this script owns, so pruning never touches other folders
 
 mapfile -t rows < <(grep -v '^#' "$manifest" | grep -v '^[[:space:]]*$')
 # derive.py's books: HTML manuals that pandoc makes into EPUB, DOCX and ODT (and handbook pages).
-derived_packages=(pandoc debian-faq maxima-doc git-doc gnucash-docs debian-handbook)
-mapfile -t packages < <({ printf '%s\n' "${rows[@]}" | cut -f1; printf '%s\n' "${derived_packages[@]}"; } | sort -u)
+derived_packages=()
+[[ "$set_name" == realdocs ]] && derived_packages=(pandoc debian-faq maxima-doc git-doc gnucash-docs debian-handbook)
+mapfile -t packages < <({ printf '%s\n' "${rows[@]}" | cut -f1; printf '%s\n' "${derived_packages[@]}"; } | grep -v '^$' | sort -u)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -69,7 +72,7 @@ done < <(find "$dest" -type f -print0)
 find "$dest" -mindepth 1 -type d -empty -delete
 
 # Made again on every run (5 s): the pruning above removed last run's copies.
-python3 "$here/derive.py" "$dest"
+[[ "$set_name" == realdocs ]] && python3 "$here/derive.py" "$dest"
 
 for package in "${packages[@]}"; do
   echo "$package $(dpkg-query -W -f='${Version}' "$package")"

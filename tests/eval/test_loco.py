@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from cite.eval.datasets import Question
 from cite.eval.loco import answer_figures, macro_choice, per_corpus
-from cite.eval.realdocs.corpora import corpus_of, lay_out
+from cite.eval.realdocs.corpora import lay_out
+from cite.eval.realdocs.sets import REALDOCS, SEALED
 
 
 def test_a_setting_is_chosen_without_the_corpus_it_is_scored_on_each_corpus_weighing_the_same():
@@ -39,7 +40,16 @@ def test_each_manual_gets_a_folder_whose_index_names_documents_as_the_questions_
     assert counts == {"gnuplot": 1, "handbook": 2}
     assert (tmp_path / "out" / "handbook" / "handbook" / "apt.html").read_text() == "handbook/apt.html"
     with pytest.raises(KeyError):
-        corpus_of("pdf/unknown.pdf")
+        REALDOCS.corpus_of("pdf/unknown.pdf")
+
+
+def test_the_sealed_set_shares_no_corpus_file_with_the_development_set():
+    assert SEALED.corpus_of("pytutorial/classes.html") == "pytutorial"
+    assert not set(SEALED.corpora) & set(REALDOCS.corpora)
+    for files in SEALED.corpora.values():
+        for doc in files:
+            with pytest.raises(KeyError):
+                REALDOCS.corpus_of(doc)
 
 
 def test_near_misses_are_counted_apart_from_off_topic_questions():
