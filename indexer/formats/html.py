@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from cite.indexer.formats import Extracted
 from cite.indexer.formats.builder import TextBuilder
 
-# Tags whose content is never text a reader reads.
+# Tags whose content is never text a reader reads. A `label` names a form control, or numbers a
+# paragraph (SiSU's EPUBs put "164" before paragraph 164), and would be a block of its own.
 _NEVER = {"script", "style", "noscript", "template", "head", "svg", "math", "iframe", "object", "canvas",
-          "button", "select", "input", "textarea", "nav", "aside", "menu", "dialog"}  # fmt: skip
+          "button", "select", "input", "textarea", "label", "nav", "aside", "menu", "dialog"}  # fmt: skip
 _BLOCK = {"address", "article", "blockquote", "body", "caption", "center", "dd", "details", "div", "dl", "dt",
           "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
           "hr", "html", "legend", "li", "main", "ol", "p", "pre", "section", "summary", "table", "tbody", "td",

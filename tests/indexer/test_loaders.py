@@ -38,6 +38,16 @@ def test_html_text_without_scripts(tmp_path):
     assert "Title" in text and "Body text." in text and "alert" not in text
 
 
+def test_html_paragraph_numbers_in_labels_are_not_text(tmp_path):
+    # SiSU's markup: each paragraph numbered by a label before it.
+    paragraph = '<div class="substance"><label class="ocn"><a href="#o{n}">{n}</a></label><p id="o{n}">{text}</p></div>'
+    body = paragraph.format(n=164, text="A live system boots from a removable medium.")
+    body += paragraph.format(n=165, text="It is made from the following parts.")
+    (tmp_path / "page.html").write_text(f"<html><body>{body}</body></html>", encoding="utf-8")
+    text = load_paths([tmp_path]).documents[0].text
+    assert text == "A live system boots from a removable medium.\n\nIt is made from the following parts."
+
+
 def test_jsonl_records_use_their_ids(tmp_path):
     rows = [{"_id": "d1", "title": "T1", "text": "First."}, {"_id": "d2", "title": "", "text": "Second."}]
     (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
