@@ -28,7 +28,9 @@ LOOKAHEAD = 2
 # goes on about this one ("These variables begin with GPVAL_.").
 ANAPHOR = re.compile(
     r"^(This|These|That|Those|Such|It|Its|They|Their|Them|He|She|His|Her"
-    r"|Instead|Otherwise|Thus|Therefore|Hence|So|Then|For example|In this case)(?![\w-])"  # not "So-called"
+    r"|Instead|Otherwise|Thus|Therefore|Hence|So|Then|For example|In this case|In that case|In such cases"
+    r"|Because of (?:this|that)|For (?:this|that) reason|As a result|Consequently|Accordingly"
+    r")(?![\w-])"  # not "So-called"
 )
 DEMONSTRATIVE = re.compile(r"^(This|These|That|Those|Such)\b")
 

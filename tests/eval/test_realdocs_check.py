@@ -1,6 +1,7 @@
 """The question checker's own EPUB reader, used where pandoc refuses a book (SiSU's spine)."""
 
 from cite.eval.realdocs.check import epub_text
+
 from tests.helpers import write_epub
 
 

@@ -109,6 +109,16 @@ def test_a_sentence_opening_with_so_takes_the_one_it_follows_from():
     assert with_antecedent(called, text) is called
 
 
+def test_a_sentence_giving_a_consequence_takes_its_cause():
+    text = "APT installs the package with the higher version number. Because of this, increment the version."
+    start = text.index("Because")
+    then = Sentence("d.txt", start, len(text), text[start:], np.zeros(4), "", 1, (), (0, start - 1))
+    assert with_antecedent(then, text).text == text
+    assert with_antecedent(replace(then, text="As a result, the image is smaller."), text).text == text
+    cause_inside = replace(then, text="Because APT prefers it, increment it.")
+    assert with_antecedent(cause_inside, text) is cause_inside
+
+
 def test_a_next_sentence_going_on_about_it_completes_the_quote():
     text = "Gnuplot keeps read-only variables. These variables begin with GPVAL. Plots are drawn."
     first = Sentence("d.txt", 0, 34, text[:34], np.zeros(4), "", 1, ((35, 68), (69, 85)))
