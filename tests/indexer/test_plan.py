@@ -3,7 +3,7 @@
 import pytest
 from cite.core.errors import DocumentError
 from cite.core.store import DocumentRecord
-from cite.core.types import Document
+from cite.core.types import Document, Heading
 from cite.indexer.plan import MAX_SEGMENTS, IndexPlan, SegmentContents, plan_index
 
 
@@ -55,6 +55,14 @@ def test_a_changed_document_retires_its_segment_and_its_neighbours_move_unembedd
     assert (plan.added, plan.changed, plan.unchanged) == ((), ("b.txt",), ("a.txt", "c.txt"))
     assert plan.embed == ("b.txt",)
     assert (plan.keep, plan.retire, plan.merge, plan.copy) == (("s2",), ("s1",), (), ("a.txt",))
+
+
+def test_a_document_whose_reader_now_finds_its_headings_is_changed():
+    text = "4.1 What is a live system?\nA live system boots from a USB stick."
+    before = doc("live.epub", text)
+    after = Document("live.epub", text, source="docs", headings=(Heading(0, 26, 2),))
+    plan = plan_index([after], stored(before), [segment("s1", "live.epub")])
+    assert plan.changed == ("live.epub",) and plan.embed == ("live.epub",)
 
 
 def test_a_new_document_adds_a_segment_and_keeps_the_old_ones():
