@@ -33,6 +33,8 @@ _FURNITURE_TOKEN = re.compile(
     re.IGNORECASE,
 )
 _ADMONITION = {"note", "tip", "warning", "caution", "important", "admonition", "hint", "attention", "danger"}
+# A section number of two levels or more, then a short title: "4.1 What is a live system?"
+_NUMBERED_TITLE = re.compile(r"^(\d+(?:\.\d+)+)\.?\s+\S.{0,118}$")
 _SPACE = re.compile(r"\s+")
 
 
@@ -162,6 +164,19 @@ def _in_admonition(element) -> bool:
     )
 
 
+def _numbered_title_level(element) -> int:
+    """A bold paragraph holding only a numbered title is a heading where the markup has no h-tag
+    for it (SiSU's books set "4.1 What is a live system?" as <p class="bold">): its level is the
+    number's depth. 0 for any other paragraph."""
+    text = _SPACE.sub(" ", element.text_content()).strip()
+    match = _NUMBERED_TITLE.match(text)
+    if match is None or text.endswith("."):
+        return 0
+    bold_class = "bold" in (element.get("class") or "").lower().split()
+    in_bold = sum(len(b.text_content().strip()) for b in element.iter("b", "strong")) >= len(text) - len(match[1]) - 1
+    return min(6, match[1].count(".") + 1) if bold_class or in_bold else 0
+
+
 def _inside_content(element) -> bool:
     return any(
         a.tag in {"article", "main", "section"} or a.attrib.get("role") == "main" for a in element.iterancestors()
@@ -207,9 +222,10 @@ def _walk(element, out: _Collector, top: bool = False) -> None:
         out.flush()
         out.add(element.text_content())
         out.flush(pre=True)
-    elif tag in _HEADING:
+    elif tag in _HEADING or (tag == "p" and _numbered_title_level(element)):
         out.flush()
-        out.level = 0 if _in_admonition(element) else _HEADING[tag]
+        level = _HEADING[tag] if tag in _HEADING else _numbered_title_level(element)
+        out.level = 0 if _in_admonition(element) else level
         out.add(element.text)
         for child in element:
             _walk(child, out)

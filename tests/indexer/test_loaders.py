@@ -48,6 +48,20 @@ def test_html_paragraph_numbers_in_labels_are_not_text(tmp_path):
     assert text == "A live system boots from a removable medium.\n\nIt is made from the following parts."
 
 
+def test_html_bold_numbered_titles_are_headings_where_no_h_tag_marks_them(tmp_path):
+    # SiSU's markup: a chapter in <h1>, its sections as bold paragraphs.
+    body = (
+        "<h1>4. The basics</h1><p>This chapter is about images.</p>"
+        '<p class="bold"><a name="h4.1"/>4.1 What is a live system?</p><p>A live system boots from USB.</p>'
+        "<p><b>4.1.1 Web builder</b></p><p>It builds images online.</p>"
+        "<p><b>2.5 litres</b> of water were used.</p><p><b>3.2 Not a title.</b></p>"
+    )
+    (tmp_path / "page.html").write_text(f"<html><body>{body}</body></html>", encoding="utf-8")
+    [document] = load_paths([tmp_path]).documents
+    found = [(document.text[h.start : h.end], h.level) for h in document.headings]
+    assert found == [("4. The basics", 1), ("4.1 What is a live system?", 2), ("4.1.1 Web builder", 3)]
+
+
 def test_jsonl_records_use_their_ids(tmp_path):
     rows = [{"_id": "d1", "title": "T1", "text": "First."}, {"_id": "d2", "title": "", "text": "Second."}]
     (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
