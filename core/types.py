@@ -39,7 +39,8 @@ class Document:
     def sha256(self) -> str:
         """What its passages are made from: title, text, pages and headings. A reader that now
         finds headings it missed changes the passages of a file whose text is the same."""
-        structure = ",".join(map(str, self.pages)) + ";" + ",".join(f"{h.start}:{h.end}:{h.level}" for h in self.headings)
+        headings = ",".join(f"{h.start}:{h.end}:{h.level}" for h in self.headings)
+        structure = ",".join(map(str, self.pages)) + ";" + headings
         return hashlib.sha256((self.title + "\x00" + self.text + "\x00" + structure).encode("utf-8")).hexdigest()
 
 
