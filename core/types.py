@@ -39,9 +39,11 @@ class Document:
     def sha256(self) -> str:
         """What its passages are made from: title, text, pages and headings. A reader that now
         finds headings it missed changes the passages of a file whose text is the same."""
-        headings = ",".join(f"{h.start}:{h.end}:{h.level}" for h in self.headings)
-        structure = ",".join(map(str, self.pages)) + ";" + headings
-        return hashlib.sha256((self.title + "\x00" + self.text + "\x00" + structure).encode("utf-8")).hexdigest()
+        content = self.title + "\x00" + self.text
+        if self.pages or self.headings:  # (plain text and records keep the digest they had before)
+            headings = ",".join(f"{h.start}:{h.end}:{h.level}" for h in self.headings)
+            content += "\x00" + ",".join(map(str, self.pages)) + ";" + headings
+        return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
