@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from cite.core.digest import sha256_of_files
@@ -25,6 +25,22 @@ class Embedder(Protocol):
     dim: int
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+# A text's word pieces ([CLS] and [SEP] left out) and one unit vector for each, from the same
+# model run that mean-pools into the text's vector.
+TokenVectors = tuple[tuple[str, ...], np.ndarray]
+
+
+@runtime_checkable
+class TokenEmbedder(Protocol):
+    """An embedder that also gives each text's token vectors (for late-interaction re-ranking)."""
+
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]: ...
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return (matrix / np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
 
 
 class LoadedOnce:
@@ -85,6 +101,16 @@ class MiniLMEmbedder(LoadedOnce):
             list(texts), batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=False
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        self._ensure_loaded()
+        tokenizer, out = self._model.tokenizer, []
+        hidden = self._model.encode(list(texts), output_value="token_embeddings", show_progress_bar=False)
+        for text, rows in zip(texts, hidden, strict=True):
+            ids = tokenizer(text, truncation=True, max_length=self._model.max_seq_length)["input_ids"]
+            pieces = tuple(tokenizer.convert_ids_to_tokens(ids))[1:-1]
+            out.append((pieces, _unit_rows(rows.float().cpu().numpy()[1 : len(ids) - 1])))
+        return out
 
 
 class OnnxEmbedder(LoadedOnce):
@@ -155,13 +181,28 @@ class OnnxEmbedder(LoadedOnce):
 
     def _embed(self, text: str) -> np.ndarray:
         """The unit vector of one text, as a 1 x dim row."""
+        _, hidden = self._run(text)
+        return _unit_rows(hidden.mean(axis=0, keepdims=True))  # mean pooling, as sentence-transformers does
+
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        self._ensure_loaded()
+        if self._threads == 1 or len(texts) == 1:
+            return [self._tokens(text) for text in texts]
+        with ThreadPoolExecutor(self._threads) as pool:
+            return list(pool.map(self._tokens, texts))
+
+    def _tokens(self, text: str) -> TokenVectors:
+        pieces, hidden = self._run(text)
+        return pieces[1:-1], _unit_rows(hidden[1:-1])
+
+    def _run(self, text: str) -> tuple[tuple[str, ...], np.ndarray]:
+        """One text through the model alone (no padding): its word pieces and their hidden states."""
         encoding = self._tokenizer.encode(text)
         ids = np.array([encoding.ids], dtype=np.int64)
         hidden = self._session.run(
             None, {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
         )[0]
-        pooled = hidden.mean(axis=1)  # mean pooling (no padding to leave out), as sentence-transformers does
-        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return tuple(encoding.tokens), hidden[0]
 
 
 def onnx_providers() -> list[str]:

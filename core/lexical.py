@@ -42,7 +42,8 @@ def _stemmer():
 
 
 @lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
+def stopwords() -> frozenset[str]:
+    """The English stopwords BM25 leaves out (bm25s's list)."""
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
@@ -50,7 +51,7 @@ def _stopwords() -> frozenset[str]:
 
 def tokenize(text: str) -> list[str]:
     """Lowercased words, English stopwords dropped, Snowball-stemmed."""
-    stop = _stopwords()
+    stop = stopwords()
     words = [w for w in _WORD.findall(text.lower()) if w not in stop]
     return _stemmer().stemWords(words)
 

@@ -40,11 +40,14 @@ from cite.eval.tune import describe, grid
 from cite.retriever.answer import evidence_for, extractive_answer, rank_sentences
 from cite.retriever.engine import Engine
 from cite.retriever.question import ParsedQuestion
-from cite.retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher, fuse
+from cite.retriever.rerank import TokenReranker
+from cite.retriever.search import DenseSearcher, HybridSearcher, LexicalSearcher
 
 REALDOCS_QUESTIONS = Path(__file__).resolve().parent / "realdocs" / "questions.jsonl"
 K = 10
 K1S = (0.45, 0.9, 1.2)
+# Token re-ranking weights to choose among with each fusion point (retriever/rerank.py; 0: off).
+TOKEN_WEIGHTS = (0.0, 0.4, 0.6, 0.8)
 # How answers choose their sentences, to choose among: today's, then single steps away from it
 # in the sentence weights (cosine, question words, answer type, first passage, 1/rank), and in
 # how many sentences are quoted (at most `max_sentences`, each scoring `keep_ratio` of the best).
@@ -99,20 +102,22 @@ def first_relevant(hits: Sequence, relevant: Mapping[str, int]) -> int | None:
 def retrieval_table(
     engine: Engine, questions: Sequence[Question], vectors: Mapping[str, np.ndarray], base: SearchSettings
 ) -> tuple[list[SearchSettings], np.ndarray]:
-    """Every (k1, fusion weights) setting's first-relevant rank for every answerable question
-    (0: not in the top K). Row 0 is `base`."""
+    """Every (k1, fusion weights, token weight) setting's first-relevant rank for every
+    answerable question (0: not in the top K). Row 0 is `base`."""
     index, embedder = engine.index, engine.embedder
     qrels = evidence_qrels(questions, index.passages)
     points, rows = [], []
+    reranker = TokenReranker(embedder)  # one for every k1: its token matches are kept
     for k1 in (base.bm25_k1, *[k for k in K1S if k != base.bm25_k1]):
         at_k1 = replace(base, bm25_k1=k1)
         searcher = HybridSearcher(DenseSearcher(index, embedder), LexicalSearcher(index), at_k1)
+        searcher.reranker = reranker
         found = [searcher.candidates(q.question, vectors[q.id], K) for q in questions]
-        for point in grid(at_k1):
-            hits = [fuse(f, index, K, point) for f in found]
-            ranks = [first_relevant(h, qrels[q.id]) or 0 for h, q in zip(hits, questions, strict=True)]
-            points.append(point)
-            rows.append(ranks)
+        for fused in grid(at_k1):
+            for point in [fused] + [replace(fused, token_weight=w) for w in TOKEN_WEIGHTS if w != fused.token_weight]:
+                hits = [searcher.fuse(f, K, point) for f in found]
+                points.append(point)
+                rows.append([first_relevant(h, qrels[q.id]) or 0 for h, q in zip(hits, questions, strict=True)])
     return points, np.asarray(rows)
 
 

@@ -123,9 +123,11 @@ def _cross_validated(table: np.ndarray, folds: int = FOLDS) -> float:
 
 
 def describe(settings: SearchSettings) -> str:
+    tokens = f", tokens {settings.token_weight:.1f}" if settings.token_weight else ", no token re-ranking"
     if settings.fusion == "rrf":
-        return f"RRF (k={settings.rrf_k})"
-    return f"dense/BM25/sentence {settings.dense_weight:.1f}/{settings.bm25_weight:.1f}/{settings.sentence_weight:.1f}"
+        return f"RRF (k={settings.rrf_k})" + tokens
+    weights = f"{settings.dense_weight:.1f}/{settings.bm25_weight:.1f}/{settings.sentence_weight:.1f}"
+    return f"dense/BM25/sentence {weights}" + tokens
 
 
 def format_tuning(tuning: Tuning, top: int = 5) -> str:

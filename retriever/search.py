@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +17,7 @@ from cite.core.ranking import best_first
 from cite.core.store import StoredIndex, incompatibility, read_index
 from cite.core.types import Hit, Passage
 from cite.retriever.fusion import convex_fusion, reciprocal_rank_fusion
+from cite.retriever.rerank import TokenReranker
 
 MAX_QUESTION_CHARS = 2000  # a question to answer (`ask`)
 # A search query may be a pasted paragraph (a citation lookup) or a whole argument: ArguAna's
@@ -129,6 +131,7 @@ class Candidates:
     sentences: dict[str, tuple[int, int] | None]  # passage id -> span of its best-matching sentence
     query_words: int
     rows: dict[str, int] = field(default_factory=dict)  # passage id -> index row (saves looking it up)
+    query: str = ""  # what was asked (the token re-ranking reads it)
 
 
 @dataclass
@@ -167,10 +170,17 @@ class HybridSearcher:
             "sentence": {pid: cosine for pid, (cosine, _) in best.items()},
         }
         spans = {pid: span for pid, (_, span) in best.items()}
-        return Candidates(scores, spans, len(query.split()), dict(zip(ids, ordered, strict=True)))
+        return Candidates(scores, spans, len(query.split()), dict(zip(ids, ordered, strict=True)), query)
 
     def fuse(self, found: Candidates, k: int, settings: SearchSettings | None = None) -> list[Hit]:
-        return fuse(found, self.dense.index, k, settings or self.settings)
+        """The top k by fused score, the top `token_depth` of them re-ordered by token match."""
+        settings = settings or self.settings
+        hits = fuse(found, self.dense.index, max(k, settings.token_depth), settings)
+        return self.reranker.rerank(found.query, hits, settings)[:k]
+
+    @cached_property
+    def reranker(self) -> TokenReranker:
+        return TokenReranker(self.dense.embedder)
 
 
 class Searcher(Protocol):

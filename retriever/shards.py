@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from cite.core.lexical import LexicalIndex, Postings, QueryWeights
 from cite.core.store import Manifest, current_version, read_manifest, segment_folder
 from cite.core.types import Document, Hit, Passage
 from cite.retriever.engine import Engine, Snapshot
+from cite.retriever.rerank import TokenReranker
 from cite.retriever.search import Candidates, fuse
 from cite.retriever.shard_actors import (
     QUERY_TIMEOUT_S,
@@ -59,7 +61,7 @@ def merge_candidates(
         "sentence": {pid: of["sentence"][row][0] for pid, row in zip(ids, rows, strict=True)},
     }
     spans = {pid: of["sentence"][row][1] for pid, row in zip(ids, rows, strict=True)}
-    return Candidates(scores, spans, len(query.split()), dict(zip(ids, rows, strict=True))), {
+    return Candidates(scores, spans, len(query.split()), dict(zip(ids, rows, strict=True)), query), {
         row: merged[row] for row in rows
     }
 
@@ -160,7 +162,14 @@ class ShardedSearcher:
         return candidates
 
     def fuse(self, found: Candidates, k: int, settings: SearchSettings | None = None) -> list[Hit]:
-        return fuse(found, self.index, k, settings or self.settings)
+        """As `HybridSearcher.fuse`: fused, then the top `token_depth` re-ordered by token match."""
+        settings = settings or self.settings
+        hits = fuse(found, self.index, max(k, settings.token_depth), settings)
+        return self.reranker.rerank(found.query, hits, settings)[:k]
+
+    @cached_property
+    def reranker(self) -> TokenReranker:
+        return TokenReranker(self.embedder)
 
 
 class ShardedEngine(Engine):
