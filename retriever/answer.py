@@ -133,16 +133,19 @@ def sentence_features(sentence: Sentence, cosine: float, wanted: frozenset[str],
 def evidence_for(
     question: ParsedQuestion, ranked: list[Scored], hits: list[Hit], index: StoredIndex, settings: AnswerSettings
 ) -> Evidence:
-    top = hits[: settings.coverage_passages]
+    # The passages in the order fusion gave them: token re-ranking changes what is quoted, and
+    # the abstention weights were fitted on the fused order's evidence.
+    fused = sorted(hits, key=lambda hit: -hit.scores.get("fused", hit.score))
+    top = fused[: settings.coverage_passages]
     top_texts = [hit.passage.text for hit in top]
     documents = {hit.passage.doc for hit in top}
     return Evidence(
         sentence=ranked[0].cosine if ranked else 0.0,
-        passage=hits[0].scores.get("dense", 0.0) if hits else 0.0,
+        passage=fused[0].scores.get("dense", 0.0) if fused else 0.0,
         coverage=coverage(index, question, top_texts),
         known=coverage(index, question, None),
         best_sentence=max((s.cosine for s in ranked), default=0.0),
-        top_sentence=hits[0].scores.get("sentence", 0.0) if hits else 0.0,
+        top_sentence=fused[0].scores.get("sentence", 0.0) if fused else 0.0,
         missing_name=missing_name(question, top_texts, lambda names: index.mentioned(names, documents)),
     )
 

@@ -75,7 +75,9 @@ class TokenReranker:
         combined = (1 - settings.token_weight) * _scaled(fused) + settings.token_weight * _scaled(matches)
         low, high = fused.min(), fused.max()
         rescored = [
-            replace(hit, score=float(low + c * (high - low)), scores={**hit.scores, "tokens": float(m)})
+            replace(
+                hit, score=float(low + c * (high - low)), scores={**hit.scores, "fused": hit.score, "tokens": float(m)}
+            )
             for hit, c, m in zip(top, combined, matches, strict=True)
         ]
         order = sorted(range(depth), key=lambda i: -combined[i])  # stable: ties keep the fused order

@@ -51,6 +51,7 @@ def test_the_top_hits_are_reordered_by_how_many_question_words_they_match():
     reranked = TokenReranker(WordVectors()).rerank(QUESTION, HITS, SearchSettings(token_weight=1.0, token_depth=3))
     assert [h.passage.id for h in reranked] == ["b", "a", "c", "d"]  # d is below the depth and stays last
     assert reranked[0].scores["tokens"] > reranked[1].scores["tokens"]
+    assert reranked[0].scores["fused"] == 0.8  # what fusion gave it: abstention reads that order
     assert all(0.7 <= h.score <= 0.9 for h in reranked[:3]) and reranked[3] is HITS[3]  # inside the fused range
     assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
 
