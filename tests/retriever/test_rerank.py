@@ -105,3 +105,10 @@ def test_the_real_model_matches_a_paraphrase_word_by_word(real_embedder):
     topic = hit("topic", "The history list holds the events of this session, numbered from one.", 0.6)
     matches = reranker.matches("How do I keep certain commands out of my shell history?", [topic, answer])
     assert matches[1] > matches[0]
+
+
+def test_the_token_weight_and_depth_are_checked():
+    with pytest.raises(ValueError, match="token_weight"):
+        SearchSettings(token_weight=1.5)
+    with pytest.raises(ValueError, match="token_depth"):
+        SearchSettings(token_depth=-1)
