@@ -173,10 +173,7 @@ class HybridSearcher:
         return Candidates(scores, spans, len(query.split()), dict(zip(ids, ordered, strict=True)), query)
 
     def fuse(self, found: Candidates, k: int, settings: SearchSettings | None = None) -> list[Hit]:
-        """The top k by fused score, the top `token_depth` of them re-ordered by token match."""
-        settings = settings or self.settings
-        hits = fuse(found, self.dense.index, max(k, settings.token_depth), settings)
-        return self.reranker.rerank(found.query, hits, settings)[:k]
+        return fuse_and_rerank(found, self.dense.index, k, settings or self.settings, self.reranker)
 
     @cached_property
     def reranker(self) -> TokenReranker:
@@ -206,6 +203,14 @@ class PassageLookup(Protocol):
 
     @property
     def row_of(self) -> Mapping[str, int]: ...
+
+
+def fuse_and_rerank(
+    found: Candidates, index: PassageLookup, k: int, settings: SearchSettings, reranker: TokenReranker
+) -> list[Hit]:
+    """The top k by fused score, the top `token_depth` of them re-ordered by token match."""
+    hits = fuse(found, index, max(k, settings.token_depth), settings)
+    return reranker.rerank(found.query, hits, settings)[:k]
 
 
 def fuse(found: Candidates, index: PassageLookup, k: int, settings: SearchSettings) -> list[Hit]:

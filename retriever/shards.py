@@ -30,7 +30,7 @@ from cite.core.store import Manifest, current_version, read_manifest, segment_fo
 from cite.core.types import Document, Hit, Passage
 from cite.retriever.engine import Engine, Snapshot
 from cite.retriever.rerank import TokenReranker
-from cite.retriever.search import Candidates, fuse
+from cite.retriever.search import Candidates, fuse_and_rerank
 from cite.retriever.shard_actors import (
     QUERY_TIMEOUT_S,
     ShardCandidates,
@@ -162,10 +162,7 @@ class ShardedSearcher:
         return candidates
 
     def fuse(self, found: Candidates, k: int, settings: SearchSettings | None = None) -> list[Hit]:
-        """As `HybridSearcher.fuse`: fused, then the top `token_depth` re-ordered by token match."""
-        settings = settings or self.settings
-        hits = fuse(found, self.index, max(k, settings.token_depth), settings)
-        return self.reranker.rerank(found.query, hits, settings)[:k]
+        return fuse_and_rerank(found, self.index, k, settings or self.settings, self.reranker)
 
     @cached_property
     def reranker(self) -> TokenReranker:
