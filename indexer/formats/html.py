@@ -222,9 +222,8 @@ def _walk(element, out: _Collector, top: bool = False) -> None:
         out.flush()
         out.add(element.text_content())
         out.flush(pre=True)
-    elif tag in _HEADING or (tag == "p" and _numbered_title_level(element)):
+    elif level := _HEADING.get(tag) or (_numbered_title_level(element) if tag == "p" else 0):
         out.flush()
-        level = _HEADING[tag] if tag in _HEADING else _numbered_title_level(element)
         out.level = 0 if _in_admonition(element) else level
         out.add(element.text)
         for child in element:
