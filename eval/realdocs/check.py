@@ -9,8 +9,8 @@ Every answerable question's evidence must occur, squashed to [0-9a-z], in its do
 for a PDF on the named 1-based physical page, in the text of two extractors (pypdfium2 and
 pypdf, so the set does not lean on one library's reading order); for HTML in BeautifulSoup's
 text. It must occur nowhere else in the corpus (no other page, no other file), so that the
-named page is the one right page. The set must also keep the proportions it promises (see
-REQUIRED). It prints the counts per split, kind and type.
+named page is the one right page. The set must also keep the proportions it promises
+(`QuestionSet.required`, in sets.py). It prints the counts per split, kind and type.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import json
 import re
 import sys
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from cite.eval.realdocs.sets import REALDOCS, SETS, QuestionSet
 
@@ -39,25 +41,6 @@ STOPWORDS = frozenset(
     " at from that this if will should not no into so than then there their them they you your was were has have had"
     " any all each use using used get set".split()
 )
-# What each set promises its users: size, unanswerable count, paraphrase share, split balance.
-# realdocs (issues 13, 14 and 27): 600 questions over 8 corpora or more, a tenth of them near-misses.
-# sealed: the size of the maintainers' hidden sets (181), all of it test: nothing is tuned on it.
-REQUIRED = {
-    "realdocs": {
-        "questions": 600,
-        "unanswerable": 60,
-        "corpora": 8,
-        "paraphrased_share": 1 / 3,
-        "split_share": (0.4, 0.6),
-    },
-    "sealed": {
-        "questions": 180,
-        "unanswerable": 18,
-        "corpora": 4,
-        "paraphrased_share": 1 / 3,
-        "split_share": (0.0, 0.0),
-    },
-}
 
 
 def squash(text: str) -> str:
@@ -141,9 +124,14 @@ def pdf_pages_pypdf(path: Path) -> tuple[str, ...]:
 
 @cache
 def html_text(path: Path) -> str:
+    return soup_text(path.read_text(encoding="utf-8"))
+
+
+def soup_text(markup: str) -> str:
+    """BeautifulSoup's text of an HTML or XHTML page, scripts and styles left out."""
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    soup = BeautifulSoup(markup, "html.parser")
     for tag in soup(["script", "style"]):
         tag.decompose()
     return soup.get_text(" ")
@@ -167,8 +155,6 @@ def epub_text(path: Path) -> str:
     import zipfile
     from xml.etree import ElementTree
 
-    from bs4 import BeautifulSoup
-
     with zipfile.ZipFile(path) as book:
         container = ElementTree.fromstring(book.read("META-INF/container.xml"))
         opf_path = next(e.get("full-path") for e in container.iter() if e.tag.endswith("rootfile"))
@@ -176,13 +162,7 @@ def epub_text(path: Path) -> str:
         hrefs = {e.get("id"): e.get("href") for e in opf.iter() if e.tag.endswith("}item")}
         spine = [e.get("idref") for e in opf.iter() if e.tag.endswith("}itemref") and e.get("linear") != "no"]
         files = dict.fromkeys(posixpath.join(posixpath.dirname(opf_path), hrefs[i].split("#")[0]) for i in spine)
-        texts = []
-        for name in files:
-            soup = BeautifulSoup(book.read(name).decode("utf-8"), "html.parser")
-            for tag in soup(["script", "style"]):
-                tag.decompose()
-            texts.append(soup.get_text(" "))
-    return "\n".join(texts)
+        return "\n".join(soup_text(book.read(name).decode("utf-8")) for name in files)
 
 
 def document_text(path: Path) -> str:
@@ -255,8 +235,8 @@ def elsewhere(question: Question, units: dict[tuple[str, int | None], str]) -> l
     ]
 
 
-def shortfalls(questions: list[Question], required: dict) -> list[str]:
-    """Where the set falls short of what it promises (one of REQUIRED)."""
+def shortfalls(questions: list[Question], required: Mapping[str, Any]) -> list[str]:
+    """Where the set falls short of what it promises (`QuestionSet.required`)."""
     found = []
     unanswerable = sum(not q.answerable for q in questions)
     paraphrased = sum(q.kind == "paraphrased" for q in questions if q.answerable)
@@ -351,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in found:
             print(f"{question.id}: {problem}")
             misses += 1
-    for problem in shortfalls(questions, REQUIRED[qset.name]):
+    for problem in shortfalls(questions, qset.required):
         print(f"set: {problem}")
         misses += 1
     print(counts(questions))
